@@ -1,0 +1,241 @@
+"""One LSTM layer over a whole sequence: forward pass and backpropagation through time (BPTT).
+
+Derivation: ``derivations/02_forward.md`` (labels F1-F5) and ``derivations/03_backward.md`` (labels B1-B14,
+E1-E2). Every line below that computes a number names the equation it implements.
+
+Shapes: N batch, T timesteps, D input features, H hidden size (TF's ``lstm_size``). The four gates are fused
+along one 4H axis in PyTorch's order **i, f, g, o**: columns ``[0:H]`` input gate, ``[H:2H]`` forget gate,
+``[2H:3H]`` cell candidate, ``[3H:4H]`` output gate.
+
+The public pair ``lstm_forward`` / ``lstm_backward`` is batch-first like ``nn.LSTM(batch_first=True)``.
+Internally everything is time-major (T, N, ...), so that the slice for one timestep is a contiguous (N, ...)
+block; ``LSTMModel`` calls the time-major pair ``lstm_forward_tm`` / ``lstm_backward_tm`` directly and
+never transposes between layers.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _checks as chk
+
+
+def sigmoid(z, out=None):
+    """Logistic function, computed as ``0.5 * tanh(z / 2) + 0.5`` (same value as 1 / (1 + exp(-z))).
+
+    tanh saturates instead of overflowing, so this is finite and warning-free for any finite z (try 1e4).
+    """
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, 0.5, out=out)
+    np.add(out, 0.5, out=out)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _gate_scale(H: int, dtype: np.dtype) -> np.ndarray:
+    """The vector s = [1/2 (i), 1/2 (f), 1 (g), 1/2 (o)] along 4H, read-only.
+
+    With it all four activations of (F2) and (F3) are *one* tanh over the fused (N, 4H) block:
+    sigmoid(a) = s * tanh(s * a) + s for the i, f, o blocks, and tanh(a) = 1 * tanh(1 * a) + 0 for g.
+    """
+    s = np.full(4 * H, 0.5, dtype=dtype)
+    s[2 * H : 3 * H] = 1.0
+    s.flags.writeable = False
+    return s
+
+
+@lru_cache(maxsize=None)
+def _gate_shift(H: int, dtype: np.dtype) -> np.ndarray:
+    s = _gate_scale(H, dtype).copy()
+    s[2 * H : 3 * H] = 0.0
+    s.flags.writeable = False
+    return s
+
+
+class LSTMCache(NamedTuple):
+    """What the forward pass hands to the backward pass (nothing is recomputed there).
+
+    x      (T, N, D) the input, time-major (or (T, N) integer token ids)
+    Wx     (D, 4H), Wh (H, 4H): the weights
+    gates  (T, N, 4H) gate activations i, f, g, o after their nonlinearities
+    cs     (T+1, N, H) cell states, cs[0] = c0
+    tcs    (T, N, H)   tanh(c_t)
+    hs     (T+1, N, H) hidden states, hs[0] = h0
+    """
+
+    x: np.ndarray
+    Wx: np.ndarray
+    Wh: np.ndarray
+    gates: np.ndarray
+    cs: np.ndarray
+    tcs: np.ndarray
+    hs: np.ndarray
+
+
+def lstm_forward_tm(x, h0, c0, Wx, Wh, b):
+    """Time-major forward pass of one LSTM layer (no validation; see ``lstm_forward``).
+
+    x (T, N, D) floats, or (T, N) integer token ids (one-hot input done as a row gather of Wx, (E1));
+    h0, c0 (N, H) or None for zeros; Wx (D, 4H); Wh (H, 4H); b (4H,).
+    Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
+    """
+    T, N = x.shape[:2]
+    H = Wh.shape[0]
+    dt = Wh.dtype
+    s, shift = _gate_scale(H, dt), _gate_shift(H, dt)
+    # (F1), input part for all T at once: one GEMM (T*N, D) @ (D, 4H), or a row gather for token ids (E1)
+    if x.ndim == 2:
+        gates = Wx[x]
+    else:
+        gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)
+    gates += b
+    gates *= s  # pre-scale for the one-tanh trick of (F2)-(F3)
+    Whs = Wh * s
+    hs = np.empty((T + 1, N, H), dt)
+    cs = np.empty((T + 1, N, H), dt)
+    hs[0] = 0.0 if h0 is None else h0
+    cs[0] = 0.0 if c0 is None else c0
+    tcs = np.empty((T, N, H), dt)
+    rec = np.empty((N, 4 * H), dt)
+    ig = np.empty((N, H), dt)
+    for t in range(T):
+        a = gates[t]
+        np.matmul(hs[t], Whs, out=rec)  # (F1) recurrent part: all four gates in one GEMM
+        np.add(a, rec, out=a)  # (F1) a_t = x_t Wx + h_{t-1} Wh + b   (times s)
+        np.tanh(a, out=a)  # (F2) i, f, o = sigmoid(.); (F3) g = tanh(.)
+        np.multiply(a, s, out=a)  # (F2)
+        np.add(a, shift, out=a)  # (F2)
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        np.multiply(f, cs[t], out=cs[t + 1])  # (F4) c_t = f * c_{t-1} ...
+        np.multiply(i, g, out=ig)  # (F4)           ... + i * g
+        np.add(cs[t + 1], ig, out=cs[t + 1])  # (F4)
+        np.tanh(cs[t + 1], out=tcs[t])  # (F5) h_t = o * tanh(c_t)
+        np.multiply(o, tcs[t], out=hs[t + 1])  # (F5)
+    cache = LSTMCache(x, Wx, Wh, gates, cs, tcs, hs)
+    return hs[1:], (hs[T], cs[T]), cache
+
+
+def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True):
+    """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
+
+    dhs (T, N, H) upstream gradient into every h_t; dhT, dcT (N, H) into the final state, or None.
+    Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
+    dWh (H, 4H), db (4H,). Derivation: derivations/03_backward.md.
+    """
+    x, Wx, Wh, gates, cs, tcs, hs = cache
+    T, N, H4 = gates.shape
+    H = H4 // 4
+    dt = gates.dtype
+    # Local derivatives of the gate nonlinearities, all T at once, from the activations forward kept:
+    dact = gates * (1.0 - gates)  # (B8) sigmoid'(a) = s (1 - s)  for the i, f, o blocks
+    gblk = gates[:, :, 2 * H : 3 * H]
+    np.multiply(gblk, gblk, out=dact[:, :, 2 * H : 3 * H])
+    np.subtract(1.0, dact[:, :, 2 * H : 3 * H], out=dact[:, :, 2 * H : 3 * H])  # (B9) tanh' = 1 - g^2
+    dtanhc = gates[:, :, 3 * H :] * (1.0 - tcs * tcs)  # (B2) factor o_t * (1 - tanh^2 c_t)
+    WhT = np.ascontiguousarray(Wh.T)
+    dA = np.empty_like(gates)  # dL/da_t for every t: the one array all weight gradients come from
+    dh = np.zeros((N, H), dt) if dhT is None else np.array(dhT, dtype=dt)
+    dc = np.zeros((N, H), dt) if dcT is None else np.array(dcT, dtype=dt)
+    tmp = np.empty((N, H), dt)
+    for t in range(T - 1, -1, -1):
+        da, gt = dA[t], gates[t]
+        np.add(dh, dhs[t], out=dh)  # (B1) dh_t = dhs_t (from above) + dh_t (from step t+1)
+        np.multiply(dh, dtanhc[t], out=tmp)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+        np.add(dc, tmp, out=dc)  # (B2)
+        np.multiply(dh, tcs[t], out=da[:, 3 * H :])  # (B3) do_t = dh_t tanh(c_t)
+        np.multiply(dc, gt[:, 2 * H : 3 * H], out=da[:, :H])  # (B4) di_t = dc_t g_t
+        np.multiply(dc, cs[t], out=da[:, H : 2 * H])  # (B5) df_t = dc_t c_{t-1}
+        np.multiply(dc, gt[:, :H], out=da[:, 2 * H : 3 * H])  # (B6) dg_t = dc_t i_t
+        np.multiply(dc, gt[:, H : 2 * H], out=dc)  # (B7) dc_{t-1} = dc_t f_t
+        np.multiply(da, dact[t], out=da)  # (B8), (B9) through the nonlinearities
+        np.matmul(da, WhT, out=dh)  # (B10) dh_{t-1} = da_t Wh^T
+    dA2 = dA.reshape(T * N, H4)
+    dx = None
+    if x.ndim == 2:
+        dWx = np.zeros_like(Wx)
+        np.add.at(dWx, x.reshape(-1), dA2)  # (E2) scatter-add: the gather's gradient
+    else:
+        x2 = x.reshape(T * N, -1)
+        if need_dx:
+            dx = (dA2 @ Wx.T).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
+        dWx = x2.T @ dA2  # (B12) dWx = sum_t x_t^T da_t, one GEMM
+    dWh = hs[:-1].reshape(T * N, H).T @ dA2  # (B13) dWh = sum_t h_{t-1}^T da_t, one GEMM
+    db = dA2.sum(axis=0)  # (B14) db = sum_t sum_n da_t
+    return dx, dh, dc, dWx, dWh, db
+
+
+def _check_weights(Wx, Wh, b):
+    Wh = chk.numeric("Wh", Wh)
+    dt = Wh.dtype
+    if Wh.ndim != 2 or Wh.shape[0] < 1 or Wh.shape[1] != 4 * Wh.shape[0]:
+        raise ValueError(f"Wh must have shape (H, 4H) with H >= 1; got shape {tuple(Wh.shape)}")
+    H = Wh.shape[0]
+    chk.finite("Wh", Wh)
+    Wx = chk.array("Wx", Wx, "DG", (None, 4 * H), dt)
+    b = chk.array("b", b, "G", (4 * H,), dt)
+    return Wx, Wh, b, H, dt
+
+
+def lstm_forward(x, h0, c0, Wx, Wh, b):
+    """Forward pass of one LSTM layer over a whole sequence, batch-first.
+
+    Args:
+        x:  (N, T, D) input sequence.
+        h0: (N, H) initial hidden state, or None for zeros.
+        c0: (N, H) initial cell state, or None for zeros.
+        Wx: (D, 4H) input weights, gate blocks i, f, g, o.
+        Wh: (H, 4H) recurrent weights, same blocks.
+        b:  (4H,) bias (PyTorch's bias_ih + bias_hh).
+
+    Returns:
+        hs: (N, T, H) the hidden state at every timestep (TF's ``outputs``; ``hs[:, -1]`` is hT),
+        (hT, cT): the final state, each (N, H),
+        cache: everything ``lstm_backward`` needs.
+
+    Computation in the dtype of Wh (float32 or float64). Equations (F1)-(F5), derived in
+    derivations/02_forward.md.
+    """
+    Wx, Wh, b, H, dt = _check_weights(Wx, Wh, b)
+    x = chk.array("x", x, "NTD", (None, None, Wx.shape[0]), dt)
+    N = x.shape[0]
+    if h0 is not None:
+        h0 = chk.array("h0", h0, "NH", (N, H), dt)
+    if c0 is not None:
+        c0 = chk.array("c0", c0, "NH", (N, H), dt)
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))
+    hs, state, cache = lstm_forward_tm(xt, h0, c0, Wx, Wh, b)
+    return hs.transpose(1, 0, 2), state, cache
+
+
+def lstm_backward(dhs, cache: LSTMCache, dhT=None, dcT=None):
+    """Backpropagation through time for one layer, batch-first; the partner of ``lstm_forward``.
+
+    Args:
+        dhs: (N, T, H) dL/dh_t for every timestep from the layer above (zeros where nothing flows in).
+        cache: from ``lstm_forward``.
+        dhT, dcT: (N, H) dL/dh_T and dL/dc_T from beyond the last step (the next chunk, or a loss on the
+            final state), or None for zeros. Chaining these across chunks equals one full-length call.
+
+    Returns:
+        dx (N, T, D), dh0 (N, H), dc0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
+
+    Equations (B1)-(B14), derived in derivations/03_backward.md.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise ValueError("cache must be the LSTMCache returned by lstm_forward")
+    T, N, H4 = cache.gates.shape
+    H, dt = H4 // 4, cache.gates.dtype
+    dhs = chk.array("dhs", dhs, "NTH", (N, T, H), dt)
+    if dhT is not None:
+        dhT = chk.array("dhT", dhT, "NH", (N, H), dt)
+    if dcT is not None:
+        dcT = chk.array("dcT", dcT, "NH", (N, H), dt)
+    dht = np.ascontiguousarray(dhs.transpose(1, 0, 2))
+    dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dht, cache, dhT, dcT)
+    if dx is not None:
+        dx = dx.transpose(1, 0, 2)
+    return dx, dh0, dc0, dWx, dWh, db

@@ -1,6 +1,13 @@
-"""numpylstm: an educational LSTM in pure NumPy, with hand-written BPTT checked by finite differences."""
+"""numpylstm: an educational LSTM in pure NumPy, with hand-written BPTT checked by finite differences.
 
+Shapes: N batch, T timesteps, D input features, H hidden size (TF's ``lstm_size``), L layers.
+Gate order along every fused 4H axis: i, f, g, o (PyTorch's).
+"""
+
+from .interop import params_from_torch, params_to_torch
 from .layers import LSTMCache, lstm_backward, lstm_forward, sigmoid
+from .model import LSTMModel
 
-__all__ = ["LSTMCache", "lstm_backward", "lstm_forward", "sigmoid"]
+__all__ = ["LSTMCache", "LSTMModel", "lstm_backward", "lstm_forward", "params_from_torch",
+           "params_to_torch", "sigmoid"]
 __version__ = "0.1.0"

@@ -1,0 +1,200 @@
+"""Gradient checking by central differences. Derivation: derivations/08_gradient_checking.md.
+
+Every analytic gradient is compared, entry by entry, with a central difference computed in float64:
+
+    (G1)  n = (f(theta + eps e_k) - f(theta - eps e_k)) / (2 eps)              error O(eps^2)
+    (G3)  n = (8 [f(+eps) - f(-eps)] - [f(+2 eps) - f(-2 eps)]) / (12 eps)      error O(eps^4)
+
+and judged by
+
+    (G2)  rel = |a - n| / max(|a|, |n|, floor).
+
+Choices (and why, measured on this project's layer checks):
+- (G3), the four-point central difference, with ``EPS = 1e-3``. Plain (G1) is limited by roundoff
+  (machine-epsilon * |f| / eps) against truncation (eps^2): its best accuracy in float64 is ~1e-10 absolute,
+  which left relative errors up to 1e-7 at entries near the floor -- no margin against the 1e-7 tolerance.
+  (G3) cancels the eps^2 term, so eps can be 100x larger and the roundoff 100x smaller: worst relative error
+  seen ~2e-9 (layer) and ~6e-10 (model), with absolute errors ~1e-12 for small gradients.
+- ``FLOOR = 1e-3``: an entry whose true gradient is ~0 can't have a meaningful *relative* error (both
+  numbers are roundoff), so below the floor the check becomes an absolute one: |a - n| / 1e-3.
+  Used for the layer and the model alike.
+- Tolerances: ``LAYER_TOL = 1e-7`` for the functional layer, ``MODEL_TOL = 1e-6`` for the whole model.
+- Arrays with more than ``max_entries`` entries are checked on a seeded random subset.
+
+``python -m numpylstm.gradcheck`` runs a default check of both, prints a table per parameter and exits
+non-zero if any check fails.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layers import lstm_backward, lstm_forward
+from .model import LSTMModel
+
+EPS = 1e-3
+FLOOR = 1e-3
+LAYER_TOL = 1e-7
+MODEL_TOL = 1e-6
+
+
+@dataclass
+class Row:
+    """One line of the report: the worst entry of one array."""
+
+    name: str
+    shape: tuple
+    checked: int
+    max_rel: float
+    max_abs: float
+
+
+def relative_error(a, n, floor=FLOOR):
+    """(G2) |a - n| / max(|a|, |n|, floor), elementwise."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
+
+
+def numerical_gradient(f, arr, indices, eps=EPS):
+    """Central differences of the scalar f() with respect to ``arr.flat[k]`` for k in indices.
+
+    (G3), the four-point central difference: (G1) at eps and at 2 eps combined so that the eps^2 error
+    terms cancel. ``arr`` is perturbed in place and restored exactly.
+    """
+    flat = arr.reshape(-1)  # a view: arr must be contiguous
+    out = np.empty(len(indices))
+
+    def at(k, value):
+        flat[k] = value
+        return f()
+
+    for j, k in enumerate(indices):
+        old = flat[k]
+        d1 = at(k, old + eps) - at(k, old - eps)  # (G1) numerator at eps
+        d2 = at(k, old + 2 * eps) - at(k, old - 2 * eps)  # (G1) numerator at 2 eps
+        flat[k] = old
+        out[j] = (8.0 * d1 - d2) / (12.0 * eps)  # (G3) = (4 G1(eps) - G1(2 eps)) / 3
+    return out
+
+
+def _pick(size, max_entries, rng):
+    if max_entries is None or size <= max_entries:
+        return np.arange(size)
+    return np.sort(rng.choice(size, max_entries, replace=False))
+
+
+def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR):
+    """Compare ``analytic[name]`` with (G1) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
+
+    Returns a list of ``Row``.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, arr in arrays.items():
+        if arr.dtype != np.float64 or not arr.flags.c_contiguous:
+            raise ValueError(f"{name}: gradient checks need a contiguous float64 array; got {arr.dtype}")
+        a = np.asarray(analytic[name], np.float64).reshape(-1)
+        if a.size != arr.size:
+            raise ValueError(f"{name}: analytic gradient has {a.size} entries, the array {arr.size}")
+        idx = _pick(arr.size, max_entries, rng)
+        n = numerical_gradient(f, arr, idx, eps)
+        rel = relative_error(a[idx], n, floor)
+        rows.append(Row(name, tuple(arr.shape), len(idx), float(rel.max()), float(np.abs(a[idx] - n).max())))
+    return rows
+
+
+def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=None):
+    """Check all six outputs of ``lstm_backward`` against (G1), with nonzero h0, c0 (and dhT, dcT).
+
+    The loss is sum(hs * R) + sum(hT * RT) + sum(cT * RC) with fixed random R, RT, RC, so gradients are
+    of order one; ``dhs = R``, ``dhT = RT``, ``dcT = RC``.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x": rng.standard_normal((N, T, D)),
+        "h0": rng.standard_normal((N, H)),
+        "c0": rng.standard_normal((N, H)),
+        "Wx": rng.standard_normal((D, 4 * H)) / np.sqrt(D),
+        "Wh": rng.standard_normal((H, 4 * H)) / np.sqrt(H),
+        "b": rng.standard_normal(4 * H) * 0.5,
+    }
+    R = rng.standard_normal((N, T, H))
+    RT = rng.standard_normal((N, H)) if final_state_grads else np.zeros((N, H))
+    RC = rng.standard_normal((N, H)) if final_state_grads else np.zeros((N, H))
+    args = [arrays[k] for k in ("x", "h0", "c0", "Wx", "Wh", "b")]
+
+    def f():
+        hs, (hT, cT), _ = lstm_forward(*args)
+        return float(np.vdot(hs, R) + np.vdot(hT, RT) + np.vdot(cT, RC))
+
+    _, _, cache = lstm_forward(*args)
+    grads = lstm_backward(R, cache, RT if final_state_grads else None, RC if final_state_grads else None)
+    analytic = dict(zip(arrays, grads))
+    return check_arrays(f, arrays, analytic, max_entries, seed)
+
+
+def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_entries=None, seed=0):
+    """Check ``model.loss_and_grads``: every parameter, the input x (unless token ids) and the initial state.
+
+    The model must be float64. With dropout and train=True, masks are drawn once (or taken from ``masks``)
+    and held fixed for every evaluation.
+    """
+    if model.dtype != np.float64:
+        raise ValueError("gradient checks need a float64 model")
+    x = np.array(x)
+    tokens = x.dtype.kind in "iu"
+    N, T = x.shape[:2]
+    if state is None:
+        state = np.zeros((model.num_layers, 2, N, model.hidden_size))
+    state = np.array(state, np.float64)
+    if train and model.dropout > 0 and masks is None:
+        masks = model.make_masks(N, T)
+    masks = None if masks is None else [np.array(m) for m in masks]
+
+    def f():
+        return model.loss_and_grads(x, y, state, train=train, masks=masks)[0]
+
+    _, grads, _, ig = model.loss_and_grads(x, y, state, train=train, masks=masks, input_grads=True)
+    arrays, analytic = dict(model.params), dict(grads)
+    if not tokens:
+        arrays["input x"], analytic["input x"] = x, ig["x"]
+    arrays["initial state"], analytic["initial state"] = state, ig["state"]
+    return check_arrays(f, arrays, analytic, max_entries, seed)
+
+
+def format_report(rows, tol, title=""):
+    lines = [title] if title else []
+    lines.append(f"{'array':<16}{'shape':<16}{'checked':>8}{'max rel err':>14}{'max abs err':>14}  ok")
+    for r in rows:
+        ok = "yes" if r.max_rel < tol else "NO"
+        lines.append(f"{r.name:<16}{str(r.shape):<16}{r.checked:>8}{r.max_rel:>14.2e}{r.max_abs:>14.2e}  {ok}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads."""
+    ok = True
+    rows = check_layer()
+    print(format_report(rows, LAYER_TOL, f"lstm_forward/lstm_backward, N=2 T=3 D=4 H=3 (tol {LAYER_TOL:g})"))
+    ok &= all(r.max_rel < LAYER_TOL for r in rows)
+    rng = np.random.default_rng(1)
+    for head, loss in (("last", "mse"), ("all", "softmax_ce")):
+        model = LSTMModel(3, 4, 5 if loss == "softmax_ce" else 2, num_layers=2, dropout=0.25, head=head,
+                          loss=loss, seed=1)
+        x = rng.standard_normal((2, 4, 3))
+        y = rng.integers(0, 5, (2, 4)) if loss == "softmax_ce" else rng.standard_normal((2, 2))
+        state = rng.standard_normal((2, 2, 2, 4)) * 0.5
+        rows = check_model(model, x, y, state)
+        print()
+        print(format_report(rows, MODEL_TOL,
+                            f"LSTMModel 2 layers, dropout 0.25, head={head}, loss={loss} (tol {MODEL_TOL:g})"))
+        ok &= all(r.max_rel < MODEL_TOL for r in rows)
+    print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""A stacked LSTM with dropout and a dense head: the model behind the sine demo and the char-RNN.
+
+Derivation: derivations/04_stacking_dropout.md (S1-S2, D1-D2) and derivations/05_head_losses.md (H1-H4,
+L1-L4); each layer is ``layers.lstm_forward_tm`` / ``lstm_backward_tm`` (F1-F5, B1-B14).
+
+TF-1 words -> numpylstm: ``lstm_size`` = hidden_size H (units in each gate), ``timesteps`` = T,
+``lstm_layers`` = num_layers, ``keep_prob`` = 1 - dropout, ``final_state`` = the state array
+(num_layers, 2, N, H) holding (c, h) for each layer.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _checks as chk
+from .layers import lstm_backward_tm, lstm_forward_tm
+from .losses import mse, softmax_ce
+
+HEADS = ("last", "all")
+LOSSES = ("mse", "softmax_ce")
+
+
+class LSTMModel:
+    """num_layers stacked LSTM layers, inverted dropout on each layer's output, a dense head.
+
+    Args:
+        input_size: D, features per timestep; for integer token input, the vocabulary size V.
+        hidden_size: H (TF's ``lstm_size``).
+        output_size: O, outputs of the dense head (classes for ``softmax_ce``).
+        num_layers: L; layer l+1 reads layer l's hidden states.
+        dropout: 1 - keep_prob, applied to every layer's output when training (TF's
+            ``DropoutWrapper(output_keep_prob=keep_prob)``); never to the recurrent state.
+        head: "last" (many-to-one: y (N, O) from h at the last step) or "all" (many-to-many: y (N, T, O)).
+        loss: "mse" (mean over all elements) or "softmax_ce" (mean over positions, integer targets).
+        forget_bias: added to the f block of every b at initialisation (TF/Keras convention).
+        seed: seeds initialisation and dropout masks (``self.rng``).
+        dtype: float64 (default) or float32.
+
+    Inputs x are (N, T, D) floats, or (N, T) integer token ids in [0, input_size) (a one-hot input computed
+    as a row gather of Wx). ``state`` is (L, 2, N, H): state[l, 0] is layer l's c, state[l, 1] its h.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
+                 loss="mse", forget_bias=1.0, seed=0, dtype=np.float64):
+        self.input_size = chk.positive_int("input_size", input_size)
+        self.hidden_size = chk.positive_int("hidden_size", hidden_size)
+        self.output_size = chk.positive_int("output_size", output_size)
+        self.num_layers = chk.positive_int("num_layers", num_layers)
+        if (isinstance(dropout, bool) or not isinstance(dropout, numbers.Real)
+                or not 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout must be a number in [0, 1) (dropout = 1 - keep_prob); got {dropout!r}")
+        self.dropout = float(dropout)
+        self.head = chk.choice("head", head, HEADS)
+        self.loss = chk.choice("loss", loss, LOSSES)
+        if (isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real)
+                or not np.isfinite(forget_bias)):
+            raise ValueError(f"forget_bias must be a finite number; got {forget_bias!r}")
+        self.forget_bias = float(forget_bias)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
+        self.seed = seed
+        self.dtype = chk.resolve_dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+        self.params = self._init_params()
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def config(self) -> dict:
+        """The constructor's arguments (dtype as a string): enough to rebuild the architecture."""
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, output_size=self.output_size,
+                    num_layers=self.num_layers, dropout=self.dropout, head=self.head, loss=self.loss,
+                    forget_bias=self.forget_bias, seed=self.seed, dtype=self.dtype.name)
+
+    def param_shapes(self) -> dict:
+        """Name -> shape of every parameter array, in the order of ``params``."""
+        H, shapes = self.hidden_size, {}
+        for l in range(self.num_layers):
+            D = self.input_size if l == 0 else H
+            shapes[f"lstm.{l}.Wx"] = (D, 4 * H)
+            shapes[f"lstm.{l}.Wh"] = (H, 4 * H)
+            shapes[f"lstm.{l}.b"] = (4 * H,)
+        shapes["head.W"] = (H, self.output_size)
+        shapes["head.b"] = (self.output_size,)
+        return shapes
+
+    def _init_params(self) -> dict:
+        """uniform(-1/sqrt(H), 1/sqrt(H)) everywhere, like PyTorch; forget_bias added to the f block of b."""
+        H, k = self.hidden_size, 1.0 / np.sqrt(self.hidden_size)
+        params = {}
+        for name, shape in self.param_shapes().items():
+            p = self.rng.uniform(-k, k, size=shape)
+            if name.startswith("lstm.") and name.endswith(".b"):
+                p[H : 2 * H] += self.forget_bias
+            params[name] = p.astype(self.dtype)
+        return params
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    # ------------------------------------------------------------------ input checks
+    def _time_major_input(self, x):
+        """x (N, T, D) floats -> (T, N, D); (N, T) integer ids -> (T, N)."""
+        arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        if arr.ndim == 2 and arr.dtype.kind in "iu":
+            ids = chk.token_ids("x", arr, "NT", (None, None), self.input_size)
+            return np.ascontiguousarray(ids.T)
+        if arr.ndim == 2:
+            raise ValueError(
+                f"x must have shape (N, T, D) = (?, ?, {self.input_size}) with float features, or (N, T) "
+                f"integer token ids; got shape {arr.shape} with dtype {arr.dtype}")
+        arr = chk.array("x", arr, "NTD", (None, None, self.input_size), self.dtype)
+        return np.ascontiguousarray(arr.transpose(1, 0, 2))
+
+    def _check_state(self, state, N):
+        if state is None:
+            return None
+        return chk.array("state", state, "L2NH", (self.num_layers, 2, N, self.hidden_size), self.dtype)
+
+    def _targets(self, y, T, N):
+        """Targets in the time-major layout of the head's output."""
+        O = self.output_size
+        if self.loss == "softmax_ce":
+            if self.head == "last":
+                return chk.token_ids("y", y, "N", (N,), O)
+            return np.ascontiguousarray(chk.token_ids("y", y, "NT", (N, T), O).T).reshape(-1)
+        if self.head == "last":
+            return chk.array("y", y, "NO", (N, O), self.dtype)
+        return np.ascontiguousarray(chk.array("y", y, "NTO", (N, T, O), self.dtype).transpose(1, 0, 2))
+
+    # ------------------------------------------------------------------ dropout
+    def make_masks(self, N, T):
+        """Draw one inverted-dropout mask per layer from ``self.rng``: a list of L arrays (N, T, H).
+
+        Entries are 0 or 1/keep_prob. Pass them to ``loss_and_grads(masks=...)`` to hold dropout fixed.
+        """
+        return [m.transpose(1, 0, 2) for m in self._draw_masks(T, N)]
+
+    def _draw_masks(self, T, N):
+        if self.dropout == 0.0:
+            return None
+        keep = 1.0 - self.dropout
+        shape = (T, N, self.hidden_size)
+        # (D1) m = Bernoulli(keep) / keep
+        return [(self.rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                for _ in range(self.num_layers)]
+
+    def _check_masks(self, masks, T, N):
+        if not isinstance(masks, (list, tuple)) or len(masks) != self.num_layers:
+            raise ValueError(f"masks must be a list of num_layers = {self.num_layers} arrays (N, T, H)")
+        return [np.ascontiguousarray(
+                    chk.array(f"masks[{l}]", m, "NTH", (N, T, self.hidden_size), self.dtype).transpose(1, 0, 2))
+                for l, m in enumerate(masks)]
+
+    # ------------------------------------------------------------------ forward / backward
+    def _forward_tm(self, xt, state, masks):
+        """Run the stack time-major. Returns (y_tm, new_state, caches, hidden)."""
+        T, N = xt.shape[:2]
+        L, H, P = self.num_layers, self.hidden_size, self.params
+        new_state = np.empty((L, 2, N, H), self.dtype)
+        caches, inp = [], xt
+        for l in range(L):
+            h0, c0 = (None, None) if state is None else (state[l, 1], state[l, 0])
+            hs, (hT, cT), cache = lstm_forward_tm(inp, h0, c0, P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"],
+                                                  P[f"lstm.{l}.b"])
+            new_state[l, 0], new_state[l, 1] = cT, hT
+            caches.append(cache)
+            inp = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
+        hidden = inp[-1] if self.head == "last" else inp.reshape(T * N, H)
+        y = hidden @ P["head.W"] + P["head.b"]  # (H1) y = h W + b
+        if self.head == "all":
+            y = y.reshape(T, N, -1)
+        return y, new_state, caches, hidden
+
+    def _loss(self, y_tm, target):
+        if self.loss == "mse":
+            return mse(y_tm, target)
+        logits = y_tm.reshape(-1, self.output_size)
+        loss, dz = softmax_ce(logits, target)
+        return loss, dz.reshape(y_tm.shape)
+
+    @staticmethod
+    def _batch_first(y_tm):
+        return y_tm if y_tm.ndim == 2 else y_tm.transpose(1, 0, 2)
+
+    def forward(self, x, state=None, train=False):
+        """Predict. x (N, T, D) or (N, T) ids; state (L, 2, N, H) or None for zeros.
+
+        Returns y ((N, O) for head "last", (N, T, O) for head "all") and the final state (L, 2, N, H);
+        pass that state back in to continue the sequence. ``train=True`` applies dropout.
+        """
+        xt = self._time_major_input(x)
+        state = self._check_state(state, xt.shape[1])
+        masks = self._draw_masks(*xt.shape[:2]) if train else None
+        y, new_state, _, _ = self._forward_tm(xt, state, masks)
+        return self._batch_first(y), new_state
+
+    def evaluate(self, x, y, state=None):
+        """Loss without dropout and without gradients. Returns (loss, final state)."""
+        xt = self._time_major_input(x)
+        T, N = xt.shape[:2]
+        state = self._check_state(state, N)
+        target = self._targets(y, T, N)
+        y_tm, new_state, _, _ = self._forward_tm(xt, state, None)
+        return self._loss(y_tm, target)[0], new_state
+
+    def loss_and_grads(self, x, y, state=None, train=True, masks=None, input_grads=False):
+        """Loss and its gradient with respect to every parameter (full BPTT over the T steps of x).
+
+        Args:
+            x: (N, T, D) floats or (N, T) integer ids. y: targets, (N, O) for head "last" with mse,
+                (N, T, O) for head "all" with mse, (N,) or (N, T) integer classes for softmax_ce.
+            state: (L, 2, N, H) initial (c, h) per layer, or None for zeros. No gradient flows back past it
+                into earlier batches (truncated BPTT).
+            train: apply dropout (fresh masks from ``self.rng`` unless ``masks`` is given).
+            masks: fixed dropout masks from ``make_masks`` (used only when train is True).
+            input_grads: also return {"x": dL/dx (N, T, D) (None for ids), "state": dL/dstate (L, 2, N, H)}.
+
+        Returns:
+            (loss, grads, final_state) -- grads has the keys of ``params`` -- plus the input gradients
+            when ``input_grads`` is True.
+        """
+        xt = self._time_major_input(x)
+        T, N = xt.shape[:2]
+        state = self._check_state(state, N)
+        target = self._targets(y, T, N)
+        if not train or self.dropout == 0.0:
+            masks = None
+        elif masks is None:
+            masks = self._draw_masks(T, N)
+        else:
+            masks = self._check_masks(masks, T, N)
+        y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks)
+        loss, dy = self._loss(y_tm, target)
+
+        P, L, H = self.params, self.num_layers, self.hidden_size
+        grads = {}
+        dy2 = dy.reshape(-1, self.output_size)
+        grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
+        grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
+        dhidden = dy2 @ P["head.W"].T  # (H4) dh = dy W^T
+        if self.head == "last":
+            dtop = np.zeros((T, N, H), self.dtype)
+            dtop[-1] = dhidden
+        else:
+            dtop = dhidden.reshape(T, N, H)
+        dstate = np.empty((L, 2, N, H), self.dtype)
+        for l in range(L - 1, -1, -1):
+            if masks is not None:
+                dtop = dtop * masks[l]  # (D2) dh = dy * m
+            dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dtop, caches[l], need_dx=(l > 0 or input_grads))
+            grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = dWx, dWh, db
+            dstate[l, 0], dstate[l, 1] = dc0, dh0
+            dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs
+        grads = {k: grads[k] for k in P}  # same order as params
+        if input_grads:
+            dxin = None if dtop is None else dtop.transpose(1, 0, 2)
+            return loss, grads, new_state, {"x": dxin, "state": dstate}
+        return loss, grads, new_state

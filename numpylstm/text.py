@@ -6,7 +6,7 @@ The pieces of the Udacity char-RNN, rebuilt on ``LSTMModel``:
   model's (N, T) token input, a row gather of Wx), ``decode`` turns ids back. It is saved with a checkpoint
   as a plain int32 array of code points (``to_array`` / ``from_array``), so no pickle is ever needed.
 - ``split``: the last 10% of the text is the validation set.
-- ``batches``: the encoded text cut to a multiple of ``n_seqs * n_steps``, reshaped to ``(n_seqs, -1)`` and
+- ``Windows`` / ``batches``: the encoded text cut to a multiple of ``n_seqs * n_steps``, reshaped to ``(n_seqs, -1)`` and
   walked left to right in windows of ``n_steps``. Row r of one batch continues row r of the previous one, so
   the final state of a batch is the right initial state of the next (stateful truncated BPTT). Targets are
   the inputs shifted by one character, and the last target of a row is the true next character of the
@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _checks as chk
 
-__all__ = ["Vocab", "split", "num_batches", "batches", "evaluate", "sample"]
+__all__ = ["Vocab", "split", "num_batches", "Windows", "batches", "evaluate", "sample"]
 
 
 class Vocab:
@@ -125,30 +125,46 @@ def num_batches(length: int, n_seqs: int, n_steps: int) -> int:
     return max(int(length) - 1, 0) // (n_seqs * n_steps)
 
 
-def _rows(seq, n_seqs, n_steps, name="seq"):
-    """Inputs and targets as (n_seqs, K * n_steps) arrays: the Udacity reshape, targets shifted by one."""
-    seq = np.asarray(seq)
-    if seq.ndim != 1:
-        raise ValueError(f"{name} must be 1-D; got shape {seq.shape}")
-    K = num_batches(len(seq), n_seqs, n_steps)
-    if K == 0:
-        raise ValueError(f"{name} has {len(seq)} items; one batch of n_seqs * n_steps = {n_seqs} * {n_steps} "
-                         f"inputs needs at least {n_seqs * n_steps + 1} (each input needs a next item as target)")
-    M = K * n_seqs * n_steps
-    return seq[:M].reshape(n_seqs, -1), seq[1 : M + 1].reshape(n_seqs, -1)
+class Windows:
+    """The Udacity batches of ``seq`` as a random-access list: ``w[k]`` is batch k, ``len(w)`` is K.
+
+    ``seq`` (any 1-D array: token ids or a float series) is cut to K * n_seqs * n_steps inputs plus one,
+    the inputs are reshaped to (n_seqs, K * n_steps) and the targets are the same positions one item later;
+    batch k is the column window [k * n_steps, (k + 1) * n_steps) of both, each (n_seqs, n_steps). Row r of
+    batch k + 1 continues row r of batch k, so carrying the final state between batches is exact. Batches
+    are views, not copies. Indexing (rather than only iterating) lets a resumed run find batch ``step % K``.
+    """
+
+    def __init__(self, seq, n_seqs: int, n_steps: int, name: str = "seq"):
+        seq = np.asarray(seq)
+        if seq.ndim != 1:
+            raise ValueError(f"{name} must be 1-D; got shape {seq.shape}")
+        K = num_batches(len(seq), n_seqs, n_steps)
+        if K == 0:
+            raise ValueError(f"{name} has {len(seq)} items; one batch of n_seqs * n_steps = {n_seqs} * {n_steps} "
+                             f"inputs needs at least {n_seqs * n_steps + 1} (each input needs a next item as "
+                             f"target)")
+        M = K * n_seqs * n_steps
+        self.n_seqs, self.n_steps = n_seqs, n_steps
+        self.x = seq[:M].reshape(n_seqs, -1)  # the Udacity reshape (n_seqs, -1)
+        self.y = seq[1 : M + 1].reshape(n_seqs, -1)  # targets: the next item; the last one is real data
+
+    def __len__(self) -> int:
+        return self.x.shape[1] // self.n_steps
+
+    def __getitem__(self, k):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < len(self):
+            raise IndexError(f"batch index must be an integer in [0, {len(self)}); got {k!r}")
+        cols = slice(k * self.n_steps, (k + 1) * self.n_steps)
+        return self.x[:, cols], self.y[:, cols]
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
 
 
 def batches(seq, n_seqs: int, n_steps: int):
-    """Yield (x, y), each (n_seqs, n_steps), walking ``seq`` in the Udacity layout.
-
-    ``seq`` (any 1-D array: token ids or a float series) is cut to K * n_seqs * n_steps inputs plus one,
-    x is the inputs reshaped to (n_seqs, K * n_steps) and y the same positions one item later; batch k is
-    the column window [k * n_steps, (k + 1) * n_steps). Row r of batch k + 1 continues row r of batch k,
-    so carrying the final state between batches is exact. Views, not copies.
-    """
-    xs, ys = _rows(seq, n_seqs, n_steps)
-    for k in range(0, xs.shape[1], n_steps):
-        yield xs[:, k : k + n_steps], ys[:, k : k + n_steps]
+    """Iterate over the (x, y) batches of ``Windows(seq, n_seqs, n_steps)``, each (n_seqs, n_steps)."""
+    return iter(Windows(seq, n_seqs, n_steps))
 
 
 def evaluate(model, seq, n_seqs: int, n_steps: int) -> float:

@@ -63,6 +63,15 @@ def test_batches_shapes_shift_and_row_continuity():
         assert np.array_equal(x1[:, 0], x0[:, -1] + 1)  # row r continues row r: state carrying is exact
 
 
+def test_windows_random_access_matches_iteration():
+    w = tx.Windows(np.arange(50), 3, 4)
+    assert len(w) == 4 == tx.num_batches(50, 3, 4)
+    for k, (x, y) in enumerate(tx.batches(np.arange(50), 3, 4)):
+        assert np.array_equal(w[k][0], x) and np.array_equal(w[k][1], y)
+    with pytest.raises(IndexError, match=r"\[0, 4\)"):
+        w[4]
+
+
 def test_batches_never_invent_the_last_target():
     assert len(list(tx.batches(np.arange(7), 2, 3))) == 1  # 6 inputs + their 6 true targets
     with pytest.raises(ValueError, match=r"needs at least 7"):

@@ -214,7 +214,8 @@ class LSTMModel:
             state: (L, 2, N, H) initial (c, h) per layer, or None for zeros. No gradient flows back past it
                 into earlier batches (truncated BPTT).
             train: apply dropout (fresh masks from ``self.rng`` unless ``masks`` is given).
-            masks: fixed dropout masks from ``make_masks`` (used only when train is True).
+            masks: fixed dropout masks from ``make_masks``, a list of L arrays (N, T, H); used only when
+                train is True (then even if dropout is 0).
             input_grads: also return {"x": dL/dx (N, T, D) (None for ids), "state": dL/dstate (L, 2, N, H)}.
 
         Returns:
@@ -225,12 +226,12 @@ class LSTMModel:
         T, N = xt.shape[:2]
         state = self._check_state(state, N)
         target = self._targets(y, T, N)
-        if not train or self.dropout == 0.0:
+        if masks is not None:
+            masks = self._check_masks(masks, T, N)
+        if not train:
             masks = None
         elif masks is None:
             masks = self._draw_masks(T, N)
-        else:
-            masks = self._check_masks(masks, T, N)
         y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks)
         loss, dy = self._loss(y_tm, target)
 

@@ -35,7 +35,7 @@ class SineSettings:
     batch_size: int = 64
     keep_prob: float = 1.0
     steps: int = 5000
-    lr: float = 2e-2
+    lr: float = 3e-2
     warmup: int = 100  # capped at steps - 1
     clip: float = 5.0
     seed: int = 0

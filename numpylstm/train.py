@@ -235,7 +235,8 @@ class Trainer:
         clip_norm: rescale gradients to this global L2 norm when larger (None: no clipping).
         stateful: carry each batch's final state into the next batch; ``reset_state(step) -> bool`` restarts
             from zeros (None: never, except at step 0 of a fresh run).
-        eval_fn: ``eval_fn(model) -> dict[str, float]``, run every ``eval_every`` steps and at the end; results
+        eval_fn: ``eval_fn(model) -> dict[str, float]``, run every ``eval_every`` steps and after the last step
+            (of ``total_steps`` or ``stop_at``); results
             go to ``evals`` (list of (step, dict)) and onto the progress line.
         checkpoint_path: where ``save`` writes, every ``checkpoint_every`` steps (0: only at the end) and on
             Ctrl-C. None: no checkpoints unless ``interrupt_path`` is given.
@@ -372,8 +373,8 @@ class Trainer:
                         self.state = new_state
                     self.losses.append(loss)
                     self.step = step + 1
-                    if self.eval_every and self.step % self.eval_every == 0 and self.step < end:
-                        metrics = self._evaluate()
+                    if self.step == end or (self.eval_every and self.step % self.eval_every == 0):
+                        metrics = self._evaluate()  # at the end too, so the last progress line shows it
                     if (self.checkpoint_path is not None and self.checkpoint_every
                             and self.step % self.checkpoint_every == 0 and self.step < end):
                         self.save()
@@ -381,8 +382,8 @@ class Trainer:
                     if sigint.hit:
                         interrupted = True
                         break
-                if not interrupted and (self.step > first or not self.evals):
-                    metrics = self._evaluate()
+                if not interrupted and self.step == first and not self.evals:
+                    metrics = self._evaluate()  # nothing to train (resumed at the end): evaluate anyway
         finally:
             prog.close()
         seconds = time.perf_counter() - t0

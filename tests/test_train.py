@@ -172,3 +172,9 @@ def test_bad_arguments():
         Trainer(model, Adam(model.params), lambda s: None, 5, clip_norm=-1.0)
     with pytest.raises(ValueError, match="save needs a path"):
         Trainer(model, Adam(model.params), lambda s: None, 5).save()
+
+
+def test_eval_runs_every_eval_every_steps_and_after_the_last_one():
+    d, model, tr = _setup(steps=25, eval_fn=lambda m: {"n": 1.0}, eval_every=10)
+    tr.run()
+    assert [s for s, _ in tr.evals] == [10, 20, 25]

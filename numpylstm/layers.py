@@ -1,7 +1,7 @@
 """One LSTM layer over a whole sequence: forward pass and backpropagation through time (BPTT).
 
-Derivation: ``derivations/02_forward.md`` (labels F1-F5) and ``derivations/03_backward.md`` (labels B1-B14,
-E1-E2). Every line below that computes a number names the equation it implements.
+Derivation: ``derivations/02_forward.md`` (labels F1-F5, E1) and ``derivations/03_backward.md`` (labels
+B1-B14, E2). Every line below that computes a number names the equation it implements.
 
 Shapes: N batch, T timesteps, D input features, H hidden size (TF's ``lstm_size``). The four gates are fused
 along one 4H axis in PyTorch's order **i, f, g, o**: columns ``[0:H]`` input gate, ``[H:2H]`` forget gate,

@@ -88,7 +88,7 @@ def _pick(size, max_entries, rng):
 
 
 def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR):
-    """Compare ``analytic[name]`` with (G1) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
+    """Compare ``analytic[name]`` with (G3) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
 
     Returns a list of ``Row``.
     """
@@ -112,7 +112,7 @@ def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=F
 
 
 def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=None):
-    """Check all six outputs of ``lstm_backward`` against (G1), with nonzero h0, c0 (and dhT, dcT).
+    """Check all six outputs of ``lstm_backward`` against (G3), with nonzero h0, c0 (and dhT, dcT).
 
     The loss is sum(hs * R) + sum(hT * RT) + sum(cT * RC) with fixed random R, RT, RC, so gradients are
     of order one; ``dhs = R``, ``dhT = RT``, ``dcT = RC``.

@@ -37,7 +37,7 @@ AGREED = (
     + [f"H{k}" for k in range(1, 5)]
     + [f"L{k}" for k in range(1, 5)]
     + [f"O{k}" for k in range(1, 7)]
-    + ["G1", "G2"]
+    + ["G1", "G2", "G3"]
 )
 
 

@@ -197,3 +197,41 @@ def test_non_contiguous_and_converted_inputs_give_the_same_answer(dtype):
     assert model.loss_and_grads(x.tolist(), y.tolist(), train=False)[0] == ref
     xi = np.arange(30).reshape(2, 5, 3) % 3  # ints in a float slot are converted
     np.testing.assert_array_equal(model.forward(xi)[0], model.forward(xi.astype(np.float64))[0])
+
+
+# ---------------------------------------------------------------------------- extreme values
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("head, loss", [("last", "mse"), ("all", "softmax_ce"), ("all", "mse")])
+@pytest.mark.parametrize("scale_x, scale_w", [(1e4, 1.0), (1.0, 1e4), (-1e4, 1e4)])
+def test_model_is_finite_and_warning_free_for_huge_inputs_and_weights(dtype, head, loss, scale_x, scale_w):
+    """Pre-activations of order +-1e4 (and far beyond) saturate the gates instead of overflowing."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    model = LSTMModel(3, 4, 5, num_layers=2, dropout=0.2, head=head, loss=loss, dtype=dtype)
+    for p in model.params.values():
+        p[...] = rng.standard_normal(p.shape) * scale_w
+    x = rng.standard_normal((2, 6, 3)) * scale_x
+    y = rng.integers(0, 5, (2, 6)) if loss == "softmax_ce" else rng.standard_normal(
+        (2, 5) if head == "last" else (2, 6, 5))
+    state = rng.standard_normal((2, 2, 2, 4)) * 1e4
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        loss_value, grads, new_state = model.loss_and_grads(x, y, state)
+    assert np.isfinite(loss_value) and np.isfinite(new_state).all()
+    assert all(np.isfinite(g).all() for g in grads.values())
+
+
+def test_softmax_ce_is_finite_and_warning_free_for_huge_logits():
+    import warnings
+
+    from numpylstm.losses import softmax_ce
+
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e300, -1e300, 0.0]])
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        loss, dz = softmax_ce(logits, np.array([1, 0, 0]))
+    assert np.isfinite(loss) and np.isfinite(dz).all()
+    # row 0 puts all mass on class 0 but the target is 1: loss 2e4 / 3 rows; row 1 is uniform: log 3
+    assert loss == pytest.approx((2e4 + np.log(3.0) + 0.0) / 3)

@@ -146,3 +146,81 @@ def test_bad_api_input_raises_a_named_error(call, error, culprit):
 def test_the_table_is_big_enough():
     assert len(API_CASES) >= 30
     assert len({c[0] for c in API_CASES}) == len(API_CASES)  # ids are unique
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def _demo_main():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "demo.py"
+    spec = importlib.util.spec_from_file_location("demo_cli_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _cli_files(folder):
+    """Files the CLI rows refer to, created in the (temporary) working folder."""
+    np.savez(folder / "foreign.npz", a=np.arange(3))
+    (folder / "truncated.npz").write_bytes(b"PK\x03\x04 this zip stops here")
+    (folder / "afile").write_text("not a folder\n")
+    (folder / "adir").mkdir()
+
+
+# (id, argv, regex the single stderr line must match: it names the culprit flag or file)
+CLI_CASES = [
+    ("timesteps 0", ["--timesteps", "0"], r"--timesteps: must be an integer >= 1, got 0"),
+    ("timesteps float", ["--timesteps", "1.5"], r"--timesteps: expected an integer, got '1\.5'"),
+    ("lstm-size negative", ["--lstm-size", "-1"], r"--lstm-size"),
+    ("lstm-layers word", ["--lstm-layers", "two"], r"--lstm-layers: expected an integer"),
+    ("keep-prob 0", ["--keep-prob", "0"], r"--keep-prob: must be in \(0, 1\]"),
+    ("keep-prob 1.5", ["--keep-prob", "1.5"], r"--keep-prob"),
+    ("keep-prob tiny", ["--keep-prob", "1e-17"], r"keep_prob must be in \(0, 1\]"),
+    ("batch-size 0", ["--batch-size", "0"], r"--batch-size"),
+    ("steps 0", ["--steps", "0"], r"--steps"),
+    ("steps 1e3", ["--steps", "1e3"], r"--steps: expected an integer, got '1e3'"),
+    ("lr 0", ["--lr", "0"], r"--lr: must be a number > 0"),
+    ("lr negative", ["--lr", "-0.1"], r"--lr"),
+    ("lr inf", ["--lr", "inf"], r"--lr"),
+    ("lr nan", ["--lr", "nan"], r"--lr"),
+    ("warmup negative", ["--warmup", "-1"], r"--warmup"),
+    ("clip 0", ["--clip", "0"], r"--clip"),
+    ("clip nan", ["--clip", "nan"], r"--clip"),
+    ("seed negative", ["--seed", "-1"], r"--seed"),
+    ("dtype float16", ["--dtype", "float16"], r"--dtype: invalid choice"),
+    ("checkpoint-every 0", ["--checkpoint-every", "0"], r"--checkpoint-every"),
+    ("stop-at 0", ["--stop-at", "0"], r"--stop-at"),
+    ("stop-at past steps", ["--stop-at", "50", "--steps", "10"], r"--stop-at 50 is beyond --steps 10"),
+    ("resume missing", ["--resume", "missing.npz"], r"--resume: no such file: missing\.npz"),
+    ("resume a folder", ["--resume", "adir"], r"--resume: no such file: adir"),
+    ("resume foreign npz", ["--resume", "foreign.npz"], r"foreign\.npz is not a usable numpylstm checkpoint"),
+    ("resume truncated", ["--resume", "truncated.npz"], r"truncated\.npz is not a usable numpylstm checkpoint"),
+    ("checkpoint is a folder", ["--checkpoint", "adir"], r"--checkpoint adir is a folder"),
+    ("checkpoint under a file", ["--checkpoint", "afile/ck.npz"], r"--checkpoint afile/ck\.npz: afile is a file"),
+    ("out is a file", ["--out", "afile"], r"--out afile is a file"),
+    ("sizes beyond memory", ["--timesteps", "100000"], r"GB of memory \(timesteps 100000"),
+    ("unknown flag", ["--frobnicate"], r"unrecognized arguments: --frobnicate"),
+    ("TF-1 spelling", ["--lstm_size", "20"], r"unrecognized arguments: --lstm_size"),
+]
+
+
+@pytest.mark.parametrize("argv, culprit", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_bad_cli_flag_prints_one_line_and_exits_2(argv, culprit, tmp_path, monkeypatch, capsys):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    _cli_files(tmp_path)
+    main = _demo_main()
+    with pytest.raises(SystemExit) as info:
+        main(["--no-plot", "--quiet", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(culprit, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "foreign.npz", "truncated.npz"]
+
+
+def test_the_cli_table_is_big_enough():
+    assert len(CLI_CASES) >= 20 and len({c[0] for c in CLI_CASES}) == len(CLI_CASES)

@@ -326,3 +326,50 @@ def test_interrupt_saves_and_resume_is_bit_identical(tmp_path):
     assert again.losses == ref.losses
     for k in ref.model.params:
         assert np.array_equal(again.model.params[k], ref.model.params[k]), k
+
+
+def test_ctrl_c_on_the_command_line_saves_exits_cleanly_and_resumes_exactly(tmp_path):
+    """SIGINT to a running ``demo.py --checkpoint``: exit status 130, one line naming the checkpoint, and
+    ``--resume`` from it ends with the weights of an uninterrupted run, bit for bit."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    demo = [sys.executable, os.path.join(root, "demo.py")]
+    flags = ["--steps", "100000", "--lstm-size", "4", "--timesteps", "5", "--batch-size", "4", "--warmup", "2",
+             "--keep-prob", "0.8", "--no-plot"]
+    proc = subprocess.Popen([*demo, *flags, "--checkpoint", "ck.npz", "--checkpoint-every", "50"], cwd=tmp_path,
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "ck.npz").exists():  # the first periodic save: the training loop is running
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    m = re.match(r"interrupted at step (\d+); checkpoint saved to ck\.npz; continue with --resume ck\.npz", err)
+    assert m, err
+    k = int(m.group(1))
+    assert read_checkpoint(tmp_path / "ck.npz").step == k > 0
+
+    stop = ["--stop-at", str(k + 3), "--quiet"]
+    ref = subprocess.run([*demo, *flags, *stop, "--checkpoint", "ref.npz"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run([*demo, "--resume", "ck.npz", "--no-plot", *stop, "--checkpoint", "res.npz"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == res.returncode == 0, (ref.stderr, res.stderr)
+    a, b = read_checkpoint(tmp_path / "ref.npz"), read_checkpoint(tmp_path / "res.npz")
+    assert a.step == b.step == k + 3
+    for name in a.params:
+        assert np.array_equal(a.params[name], b.params[name]), name
+    for key in a.optimizer_state:
+        assert np.array_equal(a.optimizer_state[key], b.optimizer_state[key]), key
+    assert np.array_equal(a.extra["losses"], b.extra["losses"])
+    assert ref.stdout == res.stdout

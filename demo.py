@@ -98,17 +98,20 @@ def add_sine_flags(p):
                    help=f"length T of each input window; the target is the value after it (default {d.timesteps})")
     g.add_argument("--lstm-size", type=_int(1), metavar="H",
                    help=f"hidden units per LSTM layer, H (default {d.lstm_size})")
-    g.add_argument("--lstm-layers", type=_int(1), metavar="L", help=f"stacked LSTM layers (default {d.lstm_layers})")
+    g.add_argument("--lstm-layers", type=_int(1), metavar="L",
+                   help=f"stacked LSTM layers (default {d.lstm_layers})")
     g.add_argument("--keep-prob", type=_float_in(0.0, 1.0, what="in (0, 1]"), metavar="P",
                    help="probability of keeping each layer output during training; dropout = 1 - P "
                         f"(default {d.keep_prob:g}: no dropout)")
     g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=_int(1), metavar="N", help=f"windows per training step (default {d.batch_size})")
+    g.add_argument("--batch-size", type=_int(1), metavar="N",
+                   help=f"windows per training step (default {d.batch_size})")
     g.add_argument("--steps", type=_int(1), help=f"training steps (mini-batches) (default {d.steps})")
     g.add_argument("--lr", type=_float_in(0.0, math.inf, what="a number > 0"),
                    help=f"peak learning rate of Adam (default {d.lr:g})")
     g.add_argument("--warmup", type=_int(0), metavar="STEPS",
-                   help=f"steps of linear learning-rate warm-up before the cosine decay to 0 (default {d.warmup})")
+                   help="steps of linear learning-rate warm-up before the cosine decay to 0 "
+                        f"(default {d.warmup})")
     g.add_argument("--clip", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="NORM",
                    help=f"clip gradients to this global L2 norm (default {d.clip:g})")
     g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, batch order and dropout (default {d.seed})")

@@ -92,7 +92,8 @@ def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every
         return {"test RMSE": rmse(m.forward(data.test_x)[0], data.test_y)}
 
     trainer = Trainer(model, opt, BatchSampler(data.train_x, data.train_y, s.batch_size, s.seed), s.steps,
-                      schedule=warmup_cosine(s.lr, s.steps, min(s.warmup, s.steps - 1)), clip_norm=s.clip, eval_fn=test_rmse,
+                      schedule=warmup_cosine(s.lr, s.steps, min(s.warmup, s.steps - 1)), clip_norm=s.clip,
+                      eval_fn=test_rmse,
                       eval_every=max(1, s.steps // 10), checkpoint_path=checkpoint_path,
                       checkpoint_every=checkpoint_every, interrupt_path=interrupt_path,
                       user={"demo": "sine", "settings": asdict(s)}, progress=progress)
@@ -106,9 +107,13 @@ def settings_from_checkpoint(path) -> SineSettings:
     if ck.user.get("demo") != "sine" or not isinstance(stored, dict):
         raise ValueError(f"{ck.path} is a numpylstm checkpoint but not one of the sine demo")
     names = {f.name for f in fields(SineSettings)}
-    if set(stored) != names:
-        raise ValueError(f"{ck.path}: stored sine settings have unexpected keys {sorted(set(stored) ^ names)}")
-    return SineSettings(**stored).check()
+    unknown = sorted(set(stored) - names)  # settings missing from an older checkpoint take their defaults
+    if unknown:
+        raise ValueError(f"{ck.path}: stored sine settings have unknown keys {unknown} (a newer numpylstm?)")
+    try:
+        return SineSettings(**stored).check()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{ck.path}: stored sine settings are unusable ({exc})") from exc
 
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,

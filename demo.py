@@ -64,6 +64,21 @@ def _float_in(low, high, low_open=True, what=""):
     return parse
 
 
+def _check_writable(parser, flag, path, folder=False):
+    """Refuse before training, not after it: a --checkpoint or --out that can never be written."""
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        parser.error(f"{flag} {path} is {'a file' if folder else 'a folder'}; "
+                     f"expected {'a folder' if folder else 'a file name'}")
+    ancestor = p if folder and p.exists() else p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        parser.error(f"{flag} {path}: {ancestor} is a file, so the folder cannot be created")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        parser.error(f"{flag} {path}: no permission to write in {ancestor}")
+
+
 def _existing_file(text):
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"no such file: {text}")
@@ -142,6 +157,9 @@ def run_sine_command(args, parser):
         parser.error(str(exc))
     if args.stop_at is not None and args.stop_at > settings.steps:
         parser.error(f"--stop-at {args.stop_at} is beyond --steps {settings.steps}")
+    if args.checkpoint:
+        _check_writable(parser, "--checkpoint", args.checkpoint)
+    _check_writable(parser, "--out", args.out, folder=True)
     try:
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,12 +139,20 @@ def read_checkpoint(path) -> Checkpoint:
         return ValueError(f"{path} is not a usable numpylstm checkpoint: {problem}")
 
     try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}  # reading every member checks every CRC
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-        raise bad(f"not a readable .npz file, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        with open(path, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if isinstance(z, np.lib.npyio.NpzFile):
+                with z:
+                    data = {k: z[k] for k in z.files}  # reading every member checks every CRC
+            else:
+                data = None  # a bare .npy array under an .npz name
     except ValueError as exc:  # includes "Object arrays cannot be loaded when allow_pickle=False"
         raise bad(f"cannot be read without pickle or is corrupt ({exc})") from exc
+    except Exception as exc:  # any other damage: zipfile, struct, NotImplementedError (a flipped compression
+        # method), RuntimeError (a flipped "encrypted" bit), OSError, MemoryError (an absurd array header) ...
+        raise bad(f"not a readable .npz file, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+    if data is None:
+        raise bad("it is a single .npy array, not an .npz archive (a foreign file?)")
     if not isinstance(data, dict) or "format_version" not in data or "meta" not in data:
         raise bad("it has no 'format_version' and 'meta' entries (a foreign .npz file?)")
     fv = data.pop("format_version")
@@ -235,19 +242,22 @@ def _restore(ck: Checkpoint, model, optimizer) -> Checkpoint:
         _check_params(ck, model)
     if optimizer is not None:
         _check_optimizer(ck, optimizer)
-    if model is not None:
-        for k, p in model.params.items():
-            np.copyto(p, ck.params[k])  # in place: the optimizer holds references to these arrays
-        if ck.rng_state is not None and hasattr(model, "rng"):
-            try:
-                model.rng.bit_generator.state = ck.rng_state
-            except (TypeError, ValueError, KeyError) as exc:
-                raise ValueError(f"checkpoint {ck.path} holds an unusable RNG state ({exc})") from exc
-    if optimizer is not None:
+    rng_restore = model is not None and ck.rng_state is not None and hasattr(model, "rng")
+    if rng_restore:  # try the state on a scratch generator first: a refusal must change nothing
+        try:
+            type(model.rng.bit_generator)().state = ck.rng_state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"checkpoint {ck.path} holds an unusable RNG state ({exc})") from exc
+    if optimizer is not None:  # checks every value (finite, moments >= 0) before it copies anything
         try:
             optimizer.load_state_dict(ck.optimizer_state)
         except ValueError as exc:
             raise ValueError(f"checkpoint {ck.path}: {exc}") from exc
+    if model is not None:  # nothing below can fail
+        for k, p in model.params.items():
+            np.copyto(p, ck.params[k])  # in place: the optimizer holds references to these arrays
+        if rng_restore:
+            model.rng.bit_generator.state = ck.rng_state
     return ck
 
 

@@ -48,12 +48,31 @@ class SineSettings:
         for name in ("timesteps", "lstm_size", "lstm_layers", "batch_size", "steps", "training_examples",
                      "testing_examples"):
             chk.positive_int(name, getattr(self, name))
-        if not 0.0 < self.keep_prob <= 1.0:
-            raise ValueError(f"keep_prob must be in (0, 1]; got {self.keep_prob!r}")
+        if not 0.0 < self.keep_prob <= 1.0 or 1.0 - self.keep_prob >= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1] (and not so small that 1 - keep_prob rounds to 1); "
+                             f"got {self.keep_prob!r}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be a non-negative integer; got {self.warmup!r}")
         chk.resolve_dtype(self.dtype)
+        if self.memory_bytes() > self.MAX_MEMORY:
+            raise ValueError(
+                f"these sizes need about {self.memory_bytes() / 1e9:.0f} GB of memory (timesteps {self.timesteps}, "
+                f"lstm_size {self.lstm_size}, lstm_layers {self.lstm_layers}, batch_size {self.batch_size}); "
+                f"the limit is {self.MAX_MEMORY / 1e9:.0f} GB: make them smaller")
         return self
+
+    MAX_MEMORY = 8e9  # bytes; beyond this a typo (--timesteps 200000) would swap the machine to a halt
+
+    def memory_bytes(self) -> float:
+        """A rough upper estimate of the run's peak memory: the data windows, the parameters with their
+        gradients and Adam moments, and the forward caches of a training batch and of the test-set evaluation."""
+        T, H, L = self.timesteps, self.lstm_size, self.lstm_layers
+        params = L * 4 * H * (2 * H + 1) + H + 1
+        cache_per_row = L * T * H * 8  # gates (4H), cell and hidden states, tanh(c), dropout mask
+        rows = self.batch_size + self.testing_examples
+        itemsize = 4 if self.dtype == "float32" else 8
+        return float(itemsize) * ((self.training_examples + self.testing_examples) * (T + 1) + 6 * params
+                                  + rows * cache_per_row)
 
 
 def rmse(pred, target) -> float:
@@ -129,6 +148,11 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
         result = trainer.run(stop_at=stop_at)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:  # a checkpoint could not be written (disk full, permissions): the old one is intact
+        kept = trainer.last_checkpoint or "none was written before"
+        print(f"error: could not write a checkpoint ({exc}); the previous checkpoint is intact: {kept}",
+              file=sys.stderr, flush=True)
         return 1
     if result.interrupted:
         where = result.checkpoint or "nowhere"

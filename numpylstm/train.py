@@ -352,7 +352,8 @@ class Trainer:
         prog.start(first)
         t0 = time.perf_counter()
         try:
-            with _SigintFlag() as sigint:
+            # overflow/invalid warnings would only precede the divergence message below, which says it better
+            with _SigintFlag() as sigint, np.errstate(over="ignore", invalid="ignore"):
                 while self.step < end:
                     step = self.step
                     lr = self.schedule(step)

@@ -24,7 +24,10 @@ import sys  # noqa: E402
 from dataclasses import fields, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from numpylstm.chars import ANNA_HELP, CharSettings, run_chars, run_sample  # noqa: E402
+from numpylstm.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
 from numpylstm.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
+from numpylstm.sine_stateful import run_sine_stateful  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -136,13 +139,21 @@ def add_sine_flags(p):
                         "an uninterrupted run. Run flags given with it must match the checkpoint's")
     g.add_argument("--stop-at", type=_int(1), metavar="STEP",
                    help="train only up to this step (then evaluate, plot, save); resume later with --resume")
+    g = p.add_argument_group("Anna format")
+    g.add_argument("--stateful", action="store_true",
+                   help="train like the char-RNN instead: the training curve cut into (--batch-size, "
+                        "--timesteps) batches walked in order, a prediction at every step, the state carried "
+                        "between batches; test RMSE on the same test targets, the test curve run with carried "
+                        "state (plots go to runs/sine-stateful unless --out is given)")
 
 
 def run_sine_command(args, parser):
     given = {name: getattr(args, name) for name in _SINE_RUN_FLAGS if getattr(args, name) is not None}
+    if args.stateful and args.explain:
+        parser.error("--explain shows the windowed model's shapes; it does not combine with --stateful")
     if args.resume:
         try:
-            settings = settings_from_checkpoint(args.resume)
+            settings = settings_from_checkpoint(args.resume, "sine-stateful" if args.stateful else "sine")
         except (ValueError, OSError) as exc:
             parser.error(f"--resume: {exc}")
         clashes = [f"--{k.replace('_', '-')} {v} (checkpoint has {getattr(settings, k)})"
@@ -159,6 +170,15 @@ def run_sine_command(args, parser):
         parser.error(f"--stop-at {args.stop_at} is beyond --steps {settings.steps}")
     if args.checkpoint:
         _check_writable(parser, "--checkpoint", args.checkpoint)
+    if args.stateful:
+        out = "runs/sine-stateful" if args.out == "runs/sine" else args.out
+        _check_writable(parser, "--out", out, folder=True)
+        try:
+            return run_sine_stateful(settings, out=out, plot=not args.no_plot, checkpoint=args.checkpoint,
+                                     checkpoint_every=args.checkpoint_every, resume=args.resume,
+                                     stop_at=args.stop_at, quiet=args.quiet)
+        except ValueError as exc:
+            parser.error(str(exc))
     _check_writable(parser, "--out", args.out, folder=True)
     try:
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
@@ -168,11 +188,115 @@ def run_sine_command(args, parser):
         parser.error(str(exc))
 
 
+# --------------------------------------------------------------------------- chars and sample (Anna KaRNNa)
+
+_CHARS_RUN_FLAGS = ("lstm_size", "lstm_layers", "n_seqs", "n_steps", "keep_prob", "lr", "final_lr", "clip",
+                    "minutes", "epochs", "seed", "dtype")
+
+
+def add_chars_flags(p):
+    d = CharSettings()
+    p.epilog = (f"Without --text it trains on this project's README.md and derivations/*.md. The real thing: "
+                f"{ANNA_HELP}, then 'python demo.py chars --text anna.txt --minutes 10'. Nothing is downloaded.")
+    g = p.add_argument_group("data")
+    g.add_argument("--text", type=_existing_file, metavar="FILE",
+                   help="UTF-8 text to learn; its last 10%% is the validation set (default: the project's own "
+                        "Markdown files)")
+    g = p.add_argument_group("model (Udacity's names)")
+    g.add_argument("--lstm-size", type=_int(1), metavar="H", help=f"hidden units per layer (default {d.lstm_size})")
+    g.add_argument("--lstm-layers", type=_int(1), metavar="L", help=f"stacked LSTM layers (default {d.lstm_layers})")
+    g.add_argument("--keep-prob", type=_float_in(0.0, 1.0, what="in (0, 1]"), metavar="P",
+                   help=f"keep probability of each layer's output in training (default {d.keep_prob:g})")
+    g = p.add_argument_group("training")
+    budget = g.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="M",
+                        help="train for M minutes of wall time (default 10 when --epochs is not given)")
+    budget.add_argument("--epochs", type=_int(1), metavar="E", help="train for E passes over the training text")
+    g.add_argument("--n-seqs", type=_int(1), metavar="N",
+                   help=f"sequences per batch: rows of the reshaped text (default {d.n_seqs})")
+    g.add_argument("--n-steps", type=_int(1), metavar="T",
+                   help=f"characters per sequence in a batch: the BPTT window (default {d.n_steps})")
+    g.add_argument("--lr", type=_float_in(0.0, math.inf, what="a number > 0"),
+                   help=f"initial learning rate of Adam (default {d.lr:g})")
+    g.add_argument("--final-lr", type=_float_in(0.0, 1.0, low_open=False, what="in [0, 1]"), metavar="FRACTION",
+                   help=f"the cosine decay ends at this fraction of --lr (default {d.final_lr:g})")
+    g.add_argument("--clip", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="NORM",
+                   help=f"clip gradients to this global L2 norm (default {d.clip:g})")
+    g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, dropout and the sample (default {d.seed})")
+    g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
+    g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
+                   help="steps between validation losses (default 500)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="runs/chars", metavar="DIR",
+                   help="folder for the checkpoint DIR/chars.npz and the plot DIR/loss.png (default runs/chars)")
+    g.add_argument("--checkpoint-every", type=_int(1), default=1000, metavar="STEPS",
+                   help="steps between checkpoints, besides the one at the end and on Ctrl-C (default 1000)")
+    g.add_argument("--resume", type=_existing_file, metavar="FILE",
+                   help="continue the run saved in FILE (its settings; --minutes/--epochs may set a new total "
+                        "budget); give the same --text")
+    g.add_argument("--no-plot", action="store_true", help="do not draw the loss plot (no matplotlib needed)")
+    g.add_argument("--sample-length", type=_int(0), default=500, metavar="CHARS",
+                   help="length of the sample printed at the end (default 500; 0: none)")
+    g.add_argument("--quiet", action="store_true", help="print only the final 'val loss: ...' line")
+
+
+def run_chars_command(args, parser):
+    given = {name: getattr(args, name) for name in _CHARS_RUN_FLAGS if getattr(args, name) is not None}
+    if args.resume:
+        try:
+            settings, _ = chars_settings_from_checkpoint(args.resume)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--resume: {exc}")
+        budget = {k: given.pop(k) for k in ("minutes", "epochs") if k in given}
+        clashes = [f"--{k.replace('_', '-')} {v} (checkpoint has {getattr(settings, k)})"
+                   for k, v in given.items() if v != getattr(settings, k)]
+        if clashes:
+            parser.error("--resume continues a run with its own settings; these flags differ: " + ", ".join(clashes))
+        if budget:
+            settings = replace(settings, minutes=budget.get("minutes"), epochs=budget.get("epochs"))
+    else:
+        if "minutes" not in given and "epochs" not in given:
+            given["minutes"] = 10.0
+        settings = replace(CharSettings(), **given)
+    _check_writable(parser, "--out", args.out, folder=True)
+    try:
+        settings.check()
+        return run_chars(settings, text_path=args.text, out=args.out, resume=args.resume,
+                         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
+                         sample_length=args.sample_length, quiet=args.quiet)
+    except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...
+        parser.error(str(exc))
+
+
+def add_sample_flags(p):
+    p.add_argument("--checkpoint", type=_existing_file, required=True, metavar="FILE",
+                   help="a checkpoint written by 'demo.py chars' (e.g. runs/chars/chars.npz)")
+    p.add_argument("--prime", default="Far", help="text that warms up the state; the sample continues it "
+                                                  "(default 'Far'); every character must be in the vocabulary")
+    p.add_argument("--length", type=_int(0), default=500, help="characters to draw (default 500)")
+    p.add_argument("--top-k", type=_int(1), default=5, metavar="K",
+                   help="draw only among the K most likely characters (default 5)")
+    p.add_argument("--temperature", type=_float_in(0.0, math.inf, what="a number > 0"), default=1.0,
+                   help="divide the logits by this: < 1 is more conservative, > 1 wilder (default 1)")
+    p.add_argument("--seed", type=_int(0), help="seed of the draws (default: different every time)")
+
+
+def run_sample_command(args, parser):
+    try:
+        run_sample(args.checkpoint, prime=args.prime, length=args.length, top_k=args.top_k,
+                   temperature=args.temperature, seed=args.seed)
+    except ValueError as exc:  # a character of --prime not in the vocabulary, not a chars checkpoint ...
+        parser.error(str(exc))
+    return 0
+
+
 # --------------------------------------------------------------------------- dispatch
 
 # name -> (help, add_flags(parser), run(args, parser) -> exit status)
 COMMANDS = {
     "sine": ("train an LSTM to predict the next value of a sine curve (default)", add_sine_flags, run_sine_command),
+    "chars": ("train a character-level LSTM on a text (Udacity's Anna KaRNNa)", add_chars_flags, run_chars_command),
+    "sample": ("generate text from a 'chars' checkpoint", add_sample_flags, run_sample_command),
 }
 DEFAULT_COMMAND = "sine"
 

@@ -100,12 +100,16 @@ def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every
     return data, model, trainer
 
 
-def settings_from_checkpoint(path) -> SineSettings:
-    """The settings a sine-demo checkpoint was trained with (ValueError if it is not one)."""
+def settings_from_checkpoint(path, demo="sine") -> SineSettings:
+    """The settings a sine-demo checkpoint was trained with (ValueError if it is not one).
+
+    ``demo``: "sine", or "sine-stateful" for ``sine --stateful`` (same settings, other training).
+    """
     ck = read_checkpoint(path)
     stored = ck.user.get("settings")
-    if ck.user.get("demo") != "sine" or not isinstance(stored, dict):
-        raise ValueError(f"{ck.path} is a numpylstm checkpoint but not one of the sine demo")
+    if ck.user.get("demo") != demo or not isinstance(stored, dict):
+        kind = "sine --stateful" if demo == "sine-stateful" else "sine"
+        raise ValueError(f"{ck.path} is a numpylstm checkpoint but not one of the {kind} demo")
     names = {f.name for f in fields(SineSettings)}
     unknown = sorted(set(stored) - names)  # settings missing from an older checkpoint take their defaults
     if unknown:

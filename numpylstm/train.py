@@ -338,14 +338,19 @@ class Trainer:
         self.evals.append((self.step, metrics))
         return metrics
 
-    def run(self, stop_at=None) -> TrainResult:
+    def run(self, stop_at=None, time_limit=None) -> TrainResult:
         """Train from ``self.step`` up to ``total_steps`` (or ``stop_at``), then return a ``TrainResult``.
+
+        ``time_limit`` (seconds, optional): a wall-clock budget; the run ends, as if it had reached
+        ``stop_at``, after the first step that finishes past it (0 or less: no steps).
 
         Writes a checkpoint every ``checkpoint_every`` steps and at the end when ``checkpoint_path`` is set.
         Raises ``TrainingDiverged`` on a NaN/inf loss or gradient.
         """
         end = self.total_steps if stop_at is None else min(self.total_steps, _non_negative_int("stop_at", stop_at))
         first = self.step
+        if time_limit is not None and not time_limit > 0:
+            end = min(end, first)
         model, opt, prog = self.model, self.optimizer, self.progress
         metrics = self.evals[-1][1] if self.evals else None
         interrupted = False
@@ -374,6 +379,8 @@ class Trainer:
                         self.state = new_state
                     self.losses.append(loss)
                     self.step = step + 1
+                    if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+                        end = self.step  # out of time: finish like a run that reached its last step
                     if self.step == end or (self.eval_every and self.step % self.eval_every == 0):
                         metrics = self._evaluate()  # at the end too, so the last progress line shows it
                     if (self.checkpoint_path is not None and self.checkpoint_every

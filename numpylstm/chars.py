@@ -1,0 +1,300 @@
+"""The char-RNN demo behind ``python demo.py chars`` and ``python demo.py sample`` ("Anna KaRNNa").
+
+``run_chars(settings, ...)`` trains a character-level LSTM on a text file with stateful truncated BPTT
+(``text.Windows`` batches, ``train.Trainer(stateful=True)`` resetting the state at each epoch), evaluates the
+validation loss (last 10% of the text, nats per character) periodically, saves checkpoints holding the
+vocabulary, draws both loss curves and prints a sample. ``run_sample`` loads a checkpoint and samples.
+
+Budget: ``epochs`` (the learning rate follows a cosine over the steps: resumable bit for bit), or ``minutes``
+of wall time (the cosine follows the elapsed training time instead, so it ends at the budget however busy
+the machine is; the training seconds used so far are stored in each checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import _checks as chk
+from .checkpoint import model_from_checkpoint, read_checkpoint
+from .model import LSTMModel
+from .optim import Adam
+from .text import Vocab, Windows, evaluate, sample, split
+from .train import Progress, Trainer, TrainingDiverged, format_seconds, warmup_cosine
+
+__all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]
+
+ANNA_HELP = ("Anna Karenina, Constance Garnett's translation: Project Gutenberg eBook #1399, "
+             "https://www.gutenberg.org/ebooks/1399 (Plain Text UTF-8); save it as anna.txt")
+STEPS_CAP_EPOCHS = 100_000  # a --minutes run is stopped by the clock; its step count only needs a bound
+
+
+@dataclass(frozen=True)
+class CharSettings:
+    """Everything that determines a char-RNN run (stored in its checkpoints).
+
+    Defaults: Udacity's 2 layers, Adam, global-norm clip 5, sized by measurement for 10 minutes on two
+    shared CPU cores (see the README): 2 x 192 units, 32 sequences x 50 steps, float32, lr 4e-3 decaying
+    by a cosine to 5% of itself, no dropout (10 minutes are too short to overfit 1.8 M characters).
+    """
+
+    lstm_size: int = 192
+    lstm_layers: int = 2
+    n_seqs: int = 32
+    n_steps: int = 50
+    keep_prob: float = 1.0
+    lr: float = 4e-3
+    final_lr: float = 0.05  # fraction of lr reached at the end of the budget
+    clip: float = 5.0
+    minutes: float | None = None
+    epochs: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    dtype: str = "float32"
+
+    def check(self) -> "CharSettings":
+        for name in ("lstm_size", "lstm_layers", "n_seqs", "n_steps"):
+            chk.positive_int(name, getattr(self, name))
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1]; got {self.keep_prob!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0; got {self.lr!r}")
+        if not 0.0 <= self.final_lr <= 1.0:
+            raise ValueError(f"final_lr must be a fraction of lr in [0, 1]; got {self.final_lr!r}")
+        if (self.minutes is None) == (self.epochs is None):
+            raise ValueError("give exactly one budget: minutes or epochs")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise ValueError(f"minutes must be a finite number > 0; got {self.minutes!r}")
+        if self.epochs is not None:
+            chk.positive_int("epochs", self.epochs)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction!r}")
+        chk.resolve_dtype(self.dtype)
+        return self
+
+
+def default_text() -> tuple[str, str]:
+    """(text, description): the project's README.md and derivations/*.md, present in every checkout."""
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "README.md"] + sorted((root / "derivations").glob("*.md"))
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise ValueError(f"no --text given and no README.md or derivations/*.md found under {root} (an installed "
+                         f"package has none): pass --text FILE, e.g. {ANNA_HELP}")
+    return "\n\n".join(f.read_text(encoding="utf-8") for f in files), f"{len(files)} Markdown files of {root.name}"
+
+
+def read_text(path) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--text {path} is not UTF-8 text ({exc})") from exc
+    if not text:
+        raise ValueError(f"--text {path} is empty")
+    return text
+
+
+def text_fingerprint(text: str) -> dict:
+    return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
+
+
+class CosineByTime:
+    """lr(t) = final + (lr - final) (1 + cos(pi t / budget)) / 2 over the training seconds t spent so far.
+
+    ``spent`` carries the seconds of earlier runs (a resumed checkpoint); ``seconds()`` is the running total.
+    Called once per step by the trainer, just before the step.
+    """
+
+    def __init__(self, lr, final_fraction, budget_seconds, spent=0.0):
+        self.lr, self.final = lr, lr * final_fraction
+        self.budget, self.spent, self._t0 = budget_seconds, float(spent), None
+        self.record = {}  # gets "train_seconds" at every step: point it at the trainer's user dict
+
+    def seconds(self) -> float:
+        return self.spent + (0.0 if self._t0 is None else time.perf_counter() - self._t0)
+
+    def remaining(self) -> float:
+        return max(0.0, self.budget - self.seconds())
+
+    def __call__(self, step):
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        self.record["train_seconds"] = self.seconds()
+        frac = min(self.seconds() / self.budget, 1.0)
+        return self.final + (self.lr - self.final) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+class CharProgress(Progress):
+    """The trainer's progress line in a char-RNN's units: step, train loss, chars/s, ETA, val loss."""
+
+    def __init__(self, total_steps, chars_per_step, clock=None, **kwargs):
+        super().__init__(total_steps, **kwargs)
+        self.chars_per_step, self.clock = chars_per_step, clock
+
+    def line(self, step, losses, metrics=None) -> str:
+        recent = losses[-self.window :]
+        loss = sum(recent) / len(recent) if recent else float("nan")
+        rate = self.rate(step)
+        if self.clock is not None:  # a --minutes run ends when its time is up
+            eta, where = self.clock.remaining(), f"step {step}"
+        else:
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            where = f"step {step}/{self.total}"
+        text = (f"{where}  train loss {loss:.3f}  {rate * self.chars_per_step:,.0f} chars/s  "
+                f"elapsed {format_seconds(self.elapsed())}  ETA {format_seconds(eta)}")
+        for k, v in (metrics or {}).items():
+            text += f"  {k} {v:.4f}"
+        return text
+
+
+def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
+    """(settings, user data) of a chars-demo checkpoint (ValueError if it is not one)."""
+    ck = read_checkpoint(path)
+    stored = ck.user.get("settings")
+    if ck.user.get("demo") != "chars" or not isinstance(stored, dict) or "vocab" not in ck.extra:
+        raise ValueError(f"{ck.path} is a numpylstm checkpoint but not one of the chars demo")
+    unknown = sorted(set(stored) - {f.name for f in fields(CharSettings)})
+    if unknown:
+        raise ValueError(f"{ck.path}: stored chars settings have unknown keys {unknown} (a newer numpylstm?)")
+    try:
+        return CharSettings(**stored).check(), ck.user
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{ck.path}: stored chars settings are unusable ({exc})") from exc
+
+
+def plot_losses(path, losses, evals, window=100):
+    """Training loss per step (and its moving average) and validation loss, both in nats/char, as a PNG."""
+    from .plots import _figure, _save
+
+    losses = np.asarray(losses, dtype=np.float64)
+    fig, ax = _figure()
+    steps = np.arange(1, losses.size + 1)
+    ax.plot(steps, losses, linewidth=0.5, color="#bbbbbb", label="train, per step")
+    if losses.size >= window:
+        avg = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], avg, color="#1f77b4", label=f"train, mean of {window} steps")
+    if evals:
+        ax.plot([s for s, _ in evals], [m["val loss"] for _, m in evals], "o-", color="#d62728",
+                label="validation (last 10% of the text)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_title("char-RNN: softmax cross-entropy of the next character")
+    ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
+              checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None) -> int:
+    """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
+
+    Exit status 0 on success, 1 if training diverged, 130 if interrupted with Ctrl-C (after saving).
+    Raises ValueError for unusable input (text too short for one batch, a checkpoint that does not fit).
+    """
+    stream = sys.stdout if stream is None else stream
+    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
+    s.check()
+    out = Path(out)
+    ckpt_path = out / "chars.npz"
+    if text_path is not None:
+        text, where = read_text(text_path), str(text_path)
+    else:
+        text, where = default_text()
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    train_ids, val_ids = split(ids, s.val_fraction)
+    train = Windows(train_ids, s.n_seqs, s.n_steps, name="the training text (first 90%)")
+    Windows(val_ids, s.n_seqs, s.n_steps, name="the validation text (last 10%)")  # long enough?
+    K = len(train)
+    spent = 0.0
+    if resume is not None:
+        _, user = settings_from_checkpoint(resume)
+        ck_vocab = Vocab.from_array(read_checkpoint(resume).extra["vocab"])
+        if user.get("text") != text_fingerprint(text) or ck_vocab != vocab:
+            raise ValueError(f"--resume {resume} was trained on another text ({user.get('text')}); "
+                             f"pass the same --text")
+        spent = float(user.get("train_seconds", 0.0))
+
+    model = LSTMModel(len(vocab), s.lstm_size, len(vocab), num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob,
+                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype)
+    opt = Adam(model.params, lr=s.lr)
+    if s.epochs is not None:
+        total, clock = s.epochs * K, None
+        schedule = warmup_cosine(s.lr, total, 0, s.lr * s.final_lr)
+    else:
+        total = STEPS_CAP_EPOCHS * K
+        clock = CosineByTime(s.lr, s.final_lr, s.minutes * 60.0, spent)
+        schedule = clock
+    user = {"demo": "chars", "settings": asdict(s), "text": text_fingerprint(text), "text_source": where,
+            "train_seconds": spent}
+
+    def val_loss(m):
+        if clock is not None:
+            trainer.user["train_seconds"] = clock.seconds()  # exact at the final evaluation and save
+        return {"val loss": evaluate(m, val_ids, s.n_seqs, s.n_steps)}
+
+    progress = CharProgress(total, s.n_seqs * s.n_steps, clock, stream=stream, enabled=not quiet,
+                            every=max(1, min(eval_every, total) // 5))
+    trainer = Trainer(model, opt, lambda step: train[step % K], total, schedule=schedule, clip_norm=s.clip,
+                      stateful=True, reset_state=lambda step: step % K == 0, eval_fn=val_loss,
+                      eval_every=eval_every, checkpoint_path=ckpt_path, checkpoint_every=checkpoint_every,
+                      user=user, extra={"vocab": vocab.to_array()}, progress=progress)
+    if clock is not None:
+        clock.record = trainer.user  # checkpoints store the training seconds spent, for --resume
+    say(f"chars demo: {where}: {len(text):,} characters, {len(vocab)} distinct; train {len(train_ids):,}, "
+        f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
+    say(f"  {s.lstm_layers} x {s.lstm_size} LSTM, {model.num_params():,} parameters, {s.dtype}; batches "
+        f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches")
+    budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
+    say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
+        f"keep_prob {s.keep_prob:g}, seed {s.seed}")
+    if resume is not None:
+        ck = trainer.resume(resume)
+        say(f"resumed from {resume} at step {ck.step} ({format_seconds(spent)} of training so far)")
+
+    try:
+        result = trainer.run(time_limit=None if clock is None else clock.remaining())
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if result.interrupted:
+        where = result.checkpoint or "nowhere"
+        print(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
+              f"--resume {where}", file=sys.stderr, flush=True)
+        return 130
+    val = trainer.evals[-1][1]["val loss"]
+    chars = result.steps_run * s.n_seqs * s.n_steps
+    say(f"trained {result.steps_run} steps ({chars:,} characters, {chars / K / s.n_seqs / s.n_steps:.2f} "
+        f"epochs) in {format_seconds(result.seconds)}: {chars / result.seconds:,.0f} chars/s")
+    if result.checkpoint:
+        say(f"checkpoint: {result.checkpoint}  (sample: python demo.py sample --checkpoint {result.checkpoint})")
+    if plot:
+        from .plots import PlotsUnavailable
+
+        try:
+            say(f"plot: {plot_losses(out / 'loss.png', result.losses, trainer.evals)}")
+        except PlotsUnavailable as exc:
+            say(f"plot skipped: {exc}")
+    if sample_length:
+        if any(c not in vocab.chars for c in prime):
+            prime = text[:3]
+        say(f"sample (prime {prime!r}, top-5, temperature 1):")
+        say(sample(model, vocab, prime=prime, length=sample_length, top_k=5, seed=s.seed))
+    print(f"val loss: {val:.4f} nats/char", file=stream, flush=True)
+    return 0
+
+
+def run_sample(checkpoint, *, prime="Far", length=500, top_k=5, temperature=1.0, seed=None, stream=None) -> str:
+    """Load a chars checkpoint and print (and return) a sample. ValueError for an unusable checkpoint/prime."""
+    stream = sys.stdout if stream is None else stream
+    settings_from_checkpoint(checkpoint)
+    model, ck = model_from_checkpoint(checkpoint)
+    vocab = Vocab.from_array(ck.extra["vocab"])
+    out = sample(model, vocab, prime=prime, length=length, top_k=top_k, temperature=temperature, seed=seed)
+    print(out, file=stream, flush=True)
+    return out

@@ -1,0 +1,116 @@
+"""The sine demo "in Anna's format" (``python demo.py sine --stateful``).
+
+The default sine demo (``sine.py``) cuts the training curve into overlapping windows of T values, shuffles
+them, and predicts one value per window from h_T (head "last"), starting every window from a zero state.
+This variant treats the curve the way the char-RNN treats a text (``text.Windows``): the training curve is
+cut into ``(n_seqs, n_steps)`` batches -- n_seqs = ``batch_size`` rows, each a contiguous stretch of the curve,
+walked left to right n_steps = ``timesteps`` values at a time -- the model predicts the next value at *every*
+step (head "all"), and the final state of each batch is the initial state of the next (reset at each pass
+over the curve). Each value is seen once per epoch instead of T times, and nothing is shuffled.
+
+The test RMSE is measured on the same 1000 targets as the default demo (the test curve after its first T
+values): the whole test curve is run through the model as one sequence from a zero state, the state
+carried step to step, and the predictions of those 1000 values are compared with the truth.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .data import sine_curves
+from .model import LSTMModel
+from .optim import Adam
+from .sine import SineSettings, rmse
+from .text import Windows
+from .train import Progress, Trainer, TrainingDiverged, format_seconds, warmup_cosine
+
+__all__ = ["build_stateful", "predict_test", "run_sine_stateful"]
+
+
+def predict_test(model, test_seq, timesteps):
+    """Predictions of test_seq[T:] by one stateful pass over test_seq[:-1] (N = 1, state carried)."""
+    x = np.asarray(test_seq[:-1], dtype=model.dtype).reshape(1, -1, 1)
+    y, _ = model.forward(x)  # y[0, t] predicts test_seq[t + 1]
+    return y[0, timesteps - 1 :, 0]
+
+
+def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None):
+    """Curves, model and stateful trainer for settings ``s``. Returns (test_t, test_seq, model, trainer, K = batches per epoch)."""
+    s.check()
+    (_, train_seq), (test_t, test_seq) = sine_curves(s.training_examples, s.testing_examples, s.sample_gap,
+                                                     s.timesteps)
+    windows = Windows(train_seq.astype(s.dtype), s.batch_size, s.timesteps, name="the training curve")
+    K = len(windows)
+    model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="all",
+                      loss="mse", seed=s.seed, dtype=s.dtype)
+    opt = Adam(model.params, lr=s.lr)
+
+    def batch(step):
+        x, y = windows[step % K]
+        return x[..., None], y[..., None]  # (N, T, 1) inputs and next values
+
+    def test_rmse(m):
+        return {"test RMSE": rmse(predict_test(m, test_seq, s.timesteps), test_seq[s.timesteps :])}
+
+    trainer = Trainer(model, opt, batch, s.steps, schedule=warmup_cosine(s.lr, s.steps, min(s.warmup, s.steps - 1)),
+                      clip_norm=s.clip, stateful=True, reset_state=lambda step: step % K == 0, eval_fn=test_rmse,
+                      eval_every=max(1, s.steps // 10), checkpoint_path=checkpoint_path,
+                      checkpoint_every=checkpoint_every, interrupt_path=interrupt_path,
+                      user={"demo": "sine-stateful", "settings": asdict(s)}, progress=progress)
+    return test_t, test_seq, model, trainer, K
+
+
+def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, checkpoint=None,
+                      checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None) -> int:
+    """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``."""
+    stream = sys.stdout if stream is None else stream
+    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
+    out = Path(out)
+    interrupt_path = Path(checkpoint) if checkpoint else out / "interrupted.npz"
+    progress = Progress(s.steps, stream=stream, enabled=not quiet)
+    test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path)
+    say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, "
+        f"{s.dtype}, seed {s.seed}")
+    say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
+        f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
+    say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup} steps, then cosine decay), "
+        f"gradient clipping at global norm {s.clip:g}; {model.num_params()} parameters")
+    if resume is not None:
+        ck = trainer.resume(resume)
+        say(f"resumed from {resume} at step {ck.step}")
+    try:
+        result = trainer.run(stop_at=stop_at)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if result.interrupted:
+        where = result.checkpoint or "nowhere"
+        print(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
+              f"--stateful --resume {where}", file=sys.stderr, flush=True)
+        return 130
+    pred = predict_test(model, test_seq, s.timesteps)
+    truth = test_seq[s.timesteps :]
+    say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
+        f"{result.steps_per_second:.0f} steps/s); training loss (mean of last 100) "
+        f"{np.mean(result.losses[-100:]):.3e}")
+    if result.checkpoint:
+        say(f"checkpoint: {result.checkpoint}")
+    if plot:
+        from .plots import PlotsUnavailable, plot_error, plot_loss, plot_predictions
+
+        try:
+            t = test_t[s.timesteps :]
+            paths = [plot_predictions(out / "predictions.png", t, truth, pred,
+                                      title="test range: next value predicted with the state carried"),
+                     plot_loss(out / "loss.png", result.losses),
+                     plot_error(out / "error.png", t, truth, pred)]
+            say("plots: " + ", ".join(str(p) for p in paths))
+        except PlotsUnavailable as exc:
+            say(f"plots skipped: {exc}")
+    say(f"baseline (predict the last input value again) RMSE: {rmse(test_seq[s.timesteps - 1 : -1], truth):.6g}")
+    print(f"test RMSE: {rmse(pred, truth):.6g}", file=stream, flush=True)
+    return 0

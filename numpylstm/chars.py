@@ -116,6 +116,10 @@ class CosineByTime:
         self.budget, self.spent, self._t0 = budget_seconds, float(spent), None
         self.record = {}  # gets "train_seconds" at every step: point it at the trainer's user dict
 
+    def start(self):
+        """Start counting (just before ``Trainer.run``, so the clock never lags the run's time limit)."""
+        self._t0 = time.perf_counter()
+
     def seconds(self) -> float:
         return self.spent + (0.0 if self._t0 is None else time.perf_counter() - self._t0)
 
@@ -257,6 +261,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step} ({format_seconds(spent)} of training so far)")
 
+    if clock is not None:
+        clock.start()
     try:
         result = trainer.run(time_limit=None if clock is None else clock.remaining())
     except TrainingDiverged as exc:

@@ -138,3 +138,15 @@ def test_trainer_time_limit_ends_the_run_like_its_last_step():
     result = make().run(time_limit=0.05)
     assert 1 <= result.steps_run < 10**6 and not result.interrupted
     assert len(evals) == 1  # the early end is evaluated like a last step
+
+
+def test_default_text_and_help_say_where_anna_is(capsys):
+    from numpylstm.chars import default_text
+
+    text, where = default_text()  # the project's own Markdown: present in every checkout
+    assert len(text) > 1000 and "Markdown" in where
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["chars", "--help"])
+    assert exc.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "eBook #1399" in help_text and "Garnett" in help_text and "anna.txt" in help_text

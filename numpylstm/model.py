@@ -240,16 +240,18 @@ class LSTMModel:
         grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
         grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
         dhidden = dy2 @ P["head.W"].T  # (H4) dh = dy W^T
-        if self.head == "last":
-            dtop = np.zeros((T, N, H), self.dtype)
-            dtop[-1] = dhidden
-        else:
-            dtop = dhidden.reshape(T, N, H)
+        # dtop: dL/dh_t of the layer being back-propagated, (T, N, H). Head "last" reads only h_T, so the top
+        # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
+        dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dstate = np.empty((L, 2, N, H), self.dtype)
         for l in range(L - 1, -1, -1):
-            if masks is not None:
+            if masks is not None and dtop is not None:
                 dtop = dtop * masks[l]  # (D2) dh = dy * m
-            dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dtop, caches[l], need_dx=(l > 0 or input_grads))
+            elif masks is not None:
+                dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
+            dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dtop, caches[l], dhT=dlast,
+                                                          need_dx=(l > 0 or input_grads))
+            dlast = None
             grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = dWx, dWh, db
             dstate[l, 0], dstate[l, 1] = dc0, dh0
             dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs

@@ -7,7 +7,8 @@ Gate order along every fused 4H axis: i, f, g, o (PyTorch's).
 from .interop import params_from_torch, params_to_torch
 from .layers import LSTMCache, lstm_backward, lstm_forward, sigmoid
 from .model import LSTMModel
+from .optim import SGD, Adagrad, Adam, clip_grad_norm
 
-__all__ = ["LSTMCache", "LSTMModel", "lstm_backward", "lstm_forward", "params_from_torch",
+__all__ = ["Adagrad", "Adam", "LSTMCache", "LSTMModel", "SGD", "clip_grad_norm", "lstm_backward", "lstm_forward", "params_from_torch",
            "params_to_torch", "sigmoid"]
 __version__ = "0.1.0"

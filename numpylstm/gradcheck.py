@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks as chk
 from .layers import lstm_backward, lstm_forward
 from .model import LSTMModel
 
@@ -87,13 +88,17 @@ def _pick(size, max_entries, rng):
 
 
 def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR):
-    """Compare ``analytic[name]`` with (G1) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
+    """Compare ``analytic[name]`` with (G3) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
 
     Returns a list of ``Row``.
     """
+    if not callable(f):
+        raise ValueError(f"f must be a callable returning the scalar loss; got {chk.describe(f)}")
     rng = np.random.default_rng(seed)
     rows = []
     for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(f"{name}: gradient checks perturb arrays in place; got {chk.describe(arr)}")
         if arr.dtype != np.float64 or not arr.flags.c_contiguous:
             raise ValueError(f"{name}: gradient checks need a contiguous float64 array; got {arr.dtype}")
         a = np.asarray(analytic[name], np.float64).reshape(-1)
@@ -107,11 +112,12 @@ def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=F
 
 
 def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=None):
-    """Check all six outputs of ``lstm_backward`` against (G1), with nonzero h0, c0 (and dhT, dcT).
+    """Check all six outputs of ``lstm_backward`` against (G3), with nonzero h0, c0 (and dhT, dcT).
 
     The loss is sum(hs * R) + sum(hT * RT) + sum(cT * RC) with fixed random R, RT, RC, so gradients are
     of order one; ``dhs = R``, ``dhT = RT``, ``dcT = RC``.
     """
+    N, T, D, H = (chk.positive_int(k, v) for k, v in (("N", N), ("T", T), ("D", D), ("H", H)))
     rng = np.random.default_rng(seed)
     arrays = {
         "x": rng.standard_normal((N, T, D)),
@@ -142,11 +148,15 @@ def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_
     The model must be float64. With dropout and train=True, masks are drawn once (or taken from ``masks``)
     and held fixed for every evaluation.
     """
+    if not isinstance(model, LSTMModel):
+        raise ValueError(f"model must be an LSTMModel; got {chk.describe(model)}")
     if model.dtype != np.float64:
         raise ValueError("gradient checks need a float64 model")
+    T, N = model._time_major_input(x).shape[:2]  # validates x (and the params) with the model's messages
     x = np.array(x)
     tokens = x.dtype.kind in "iu"
-    N, T = x.shape[:2]
+    if not tokens:
+        x = np.ascontiguousarray(x, np.float64)
     if state is None:
         state = np.zeros((model.num_layers, 2, N, model.hidden_size))
     state = np.array(state, np.float64)

@@ -1,7 +1,7 @@
 """One LSTM layer over a whole sequence: forward pass and backpropagation through time (BPTT).
 
-Derivation: ``derivations/02_forward.md`` (labels F1-F5) and ``derivations/03_backward.md`` (labels B1-B14,
-E1-E2). Every line below that computes a number names the equation it implements.
+Derivation: ``derivations/02_forward.md`` (labels F1-F5, E1) and ``derivations/03_backward.md`` (labels
+B1-B14, E2). Every line below that computes a number names the equation it implements.
 
 Shapes: N batch, T timesteps, D input features, H hidden size (TF's ``lstm_size``). The four gates are fused
 along one 4H axis in PyTorch's order **i, f, g, o**: columns ``[0:H]`` input gate, ``[H:2H]`` forget gate,
@@ -26,13 +26,24 @@ from . import _checks as chk
 def sigmoid(z, out=None):
     """Logistic function, computed as ``0.5 * tanh(z / 2) + 0.5`` (same value as 1 / (1 + exp(-z))).
 
-    tanh saturates instead of overflowing, so this is finite and warning-free for any finite z (try 1e4).
+    tanh saturates instead of overflowing, so this is finite and warning-free for any finite z (try 1e4);
+    like ``np.tanh`` it maps +-inf to 1 and 0 and lets NaN through. z: any real array-like (ints become
+    float64, bools are refused: see ``_checks``); out: an optional float array of z's shape to write into.
+    Returns an array of z's shape (a NumPy scalar for a scalar z).
     """
-    out = np.multiply(z, 0.5, out=out)
+    z = chk.numeric("z", z)
+    if out is not None and (not isinstance(out, np.ndarray) or out.dtype not in chk.FLOAT_DTYPES
+                            or out.shape != z.shape):
+        raise ValueError(f"out must be a float32 or float64 array of z's shape {z.shape}; got {chk.describe(out)}"
+                         + (f" of shape {out.shape}" if isinstance(out, np.ndarray) else ""))
+    scalar = z.ndim == 0 and out is None
+    if out is None:
+        out = np.empty(z.shape, z.dtype)
+    np.multiply(z, 0.5, out=out)
     np.tanh(out, out=out)
     np.multiply(out, 0.5, out=out)
     np.add(out, 0.5, out=out)
-    return out
+    return out[()] if scalar else out
 
 
 @lru_cache(maxsize=None)
@@ -215,8 +226,8 @@ def _check_weights(Wx, Wh, b):
         raise ValueError(f"Wh must have shape (H, 4H) with H >= 1; got shape {tuple(Wh.shape)}")
     H = Wh.shape[0]
     chk.finite("Wh", Wh)
-    Wx = chk.array("Wx", Wx, "DG", (None, 4 * H), dt)
-    b = chk.array("b", b, "G", (4 * H,), dt)
+    Wx = chk.array("Wx", Wx, ("D", "4H"), (None, 4 * H), dt)
+    b = chk.array("b", b, ("4H",), (4 * H,), dt)
     return Wx, Wh, b, H, dt
 
 

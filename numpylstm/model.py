@@ -100,16 +100,42 @@ class LSTMModel:
         return sum(p.size for p in self.params.values())
 
     # ------------------------------------------------------------------ input checks
+    def _check_params(self):
+        """``self.params`` must hold exactly ``param_shapes()``, each an ndarray of the model's dtype.
+
+        Checked on every call (a few dict look-ups) because users assign into ``params`` directly, e.g. from
+        ``params_from_torch``. Not converted (the optimizer holds references) and not checked for
+        finiteness: non-finite weights are how divergence shows, as a non-finite loss.
+        """
+        P, shapes = self.params, self.param_shapes()
+        if not isinstance(P, dict):
+            raise ValueError(f"model.params must be a dict of name -> array; got {type(P).__name__}")
+        for name, shape in shapes.items():
+            if name not in P:
+                raise ValueError(f"model.params is missing {name!r} (expected shape {shape})")
+            p = P[name]
+            if not isinstance(p, np.ndarray) or p.dtype != self.dtype or p.shape != shape:
+                got = f"shape {p.shape} and dtype {p.dtype}" if isinstance(p, np.ndarray) else chk.describe(p)
+                raise ValueError(f"model.params[{name!r}] must be a {self.dtype} array of shape {shape} "
+                                 f"(D = {self.input_size}, H = {self.hidden_size}, O = {self.output_size}); "
+                                 f"got {got}")
+        for name in P:
+            if name not in shapes:
+                raise ValueError(f"model.params has an unexpected key {name!r}; expected {list(shapes)}")
+
     def _time_major_input(self, x):
-        """x (N, T, D) floats -> (T, N, D); (N, T) integer ids -> (T, N)."""
-        arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        """x (N, T, D) floats -> (T, N, D); (N, T) integer ids -> (T, N). Every public entry point starts
+        here, so the parameters are checked here too."""
+        self._check_params()
+        arr = chk.as_array("x", x)
         if arr.ndim == 2 and arr.dtype.kind in "iu":
             ids = chk.token_ids("x", arr, "NT", (None, None), self.input_size)
             return np.ascontiguousarray(ids.T)
         if arr.ndim == 2:
+            hint = " (add the feature axis D = 1: x[..., None])" if self.input_size == 1 else ""
             raise ValueError(
                 f"x must have shape (N, T, D) = (?, ?, {self.input_size}) with float features, or (N, T) "
-                f"integer token ids; got shape {arr.shape} with dtype {arr.dtype}")
+                f"integer token ids; got shape {arr.shape} with dtype {arr.dtype}{hint}")
         arr = chk.array("x", arr, "NTD", (None, None, self.input_size), self.dtype)
         return np.ascontiguousarray(arr.transpose(1, 0, 2))
 
@@ -133,9 +159,14 @@ class LSTMModel:
     def make_masks(self, N, T):
         """Draw one inverted-dropout mask per layer from ``self.rng``: a list of L arrays (N, T, H).
 
-        Entries are 0 or 1/keep_prob. Pass them to ``loss_and_grads(masks=...)`` to hold dropout fixed.
+        Entries are 0 or 1/keep_prob (all ones when dropout is 0). Pass them to ``loss_and_grads(masks=...)``
+        to hold dropout fixed.
         """
-        return [m.transpose(1, 0, 2) for m in self._draw_masks(T, N)]
+        N, T = chk.positive_int("N", N), chk.positive_int("T", T)
+        masks = self._draw_masks(T, N)
+        if masks is None:
+            return [np.ones((N, T, self.hidden_size), self.dtype) for _ in range(self.num_layers)]
+        return [m.transpose(1, 0, 2) for m in masks]
 
     def _draw_masks(self, T, N):
         if self.dropout == 0.0:
@@ -148,7 +179,10 @@ class LSTMModel:
 
     def _check_masks(self, masks, T, N):
         if not isinstance(masks, (list, tuple)) or len(masks) != self.num_layers:
-            raise ValueError(f"masks must be a list of num_layers = {self.num_layers} arrays (N, T, H)")
+            got = f"a {type(masks).__name__} of length {len(masks)}" if isinstance(masks, (list, tuple)) \
+                else chk.describe(masks)
+            raise ValueError(f"masks must be a list of num_layers = {self.num_layers} arrays (N, T, H) "
+                             f"(see make_masks); got {got}")
         return [np.ascontiguousarray(
                     chk.array(f"masks[{l}]", m, "NTH", (N, T, self.hidden_size), self.dtype).transpose(1, 0, 2))
                 for l, m in enumerate(masks)]
@@ -190,6 +224,7 @@ class LSTMModel:
         Returns y ((N, O) for head "last", (N, T, O) for head "all") and the final state (L, 2, N, H);
         pass that state back in to continue the sequence. ``train=True`` applies dropout.
         """
+        train = chk.flag("train", train)
         xt = self._time_major_input(x)
         state = self._check_state(state, xt.shape[1])
         masks = self._draw_masks(*xt.shape[:2]) if train else None
@@ -214,23 +249,25 @@ class LSTMModel:
             state: (L, 2, N, H) initial (c, h) per layer, or None for zeros. No gradient flows back past it
                 into earlier batches (truncated BPTT).
             train: apply dropout (fresh masks from ``self.rng`` unless ``masks`` is given).
-            masks: fixed dropout masks from ``make_masks`` (used only when train is True).
+            masks: fixed dropout masks from ``make_masks``, a list of L arrays (N, T, H); used only when
+                train is True (then even if dropout is 0).
             input_grads: also return {"x": dL/dx (N, T, D) (None for ids), "state": dL/dstate (L, 2, N, H)}.
 
         Returns:
             (loss, grads, final_state) -- grads has the keys of ``params`` -- plus the input gradients
             when ``input_grads`` is True.
         """
+        train, input_grads = chk.flag("train", train), chk.flag("input_grads", input_grads)
         xt = self._time_major_input(x)
         T, N = xt.shape[:2]
         state = self._check_state(state, N)
         target = self._targets(y, T, N)
-        if not train or self.dropout == 0.0:
+        if masks is not None:
+            masks = self._check_masks(masks, T, N)
+        if not train:
             masks = None
         elif masks is None:
             masks = self._draw_masks(T, N)
-        else:
-            masks = self._check_masks(masks, T, N)
         y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks)
         loss, dy = self._loss(y_tm, target)
 

@@ -1,0 +1,209 @@
+#!/usr/bin/env python
+"""numpylstm demos from the command line.
+
+    python demo.py [sine] [flags]   train the sine predictor of the TF-1 tutorial (the default command)
+    python demo.py sine --help      every flag, explained
+
+Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
+running it. To add a command, write those two functions and register them there.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The demo's matrices are tiny ((64, 20) @ (20, 80)): a BLAS thread pool costs more than it saves, and on a
+# shared machine its spinning threads slow everything down. Must be set before NumPy is imported; an
+# explicit setting in the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import fields, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from numpylstm.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# --------------------------------------------------------------------------- flag types
+
+
+def _int(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low, high, low_open=True, what=""):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    return parse
+
+
+def _check_writable(parser, flag, path, folder=False):
+    """Refuse before training, not after it: a --checkpoint or --out that can never be written."""
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        parser.error(f"{flag} {path} is {'a file' if folder else 'a folder'}; "
+                     f"expected {'a folder' if folder else 'a file name'}")
+    ancestor = p if folder and p.exists() else p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        parser.error(f"{flag} {path}: {ancestor} is a file, so the folder cannot be created")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        parser.error(f"{flag} {path}: no permission to write in {ancestor}")
+
+
+def _existing_file(text):
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
+# --------------------------------------------------------------------------- sine
+
+_SINE_RUN_FLAGS = ("timesteps", "lstm_size", "lstm_layers", "batch_size", "keep_prob", "steps", "lr", "warmup",
+                   "clip", "seed", "dtype")
+
+
+def add_sine_flags(p):
+    d = SineSettings()
+    g = p.add_argument_group("model and data (the TF-1 tutorial's names)")
+    g.add_argument("--timesteps", type=_int(1), metavar="T",
+                   help=f"length T of each input window; the target is the value after it (default {d.timesteps})")
+    g.add_argument("--lstm-size", type=_int(1), metavar="H",
+                   help=f"hidden units per LSTM layer, H (default {d.lstm_size})")
+    g.add_argument("--lstm-layers", type=_int(1), metavar="L",
+                   help=f"stacked LSTM layers (default {d.lstm_layers})")
+    g.add_argument("--keep-prob", type=_float_in(0.0, 1.0, what="in (0, 1]"), metavar="P",
+                   help="probability of keeping each layer output during training; dropout = 1 - P "
+                        f"(default {d.keep_prob:g}: no dropout)")
+    g = p.add_argument_group("training")
+    g.add_argument("--batch-size", type=_int(1), metavar="N",
+                   help=f"windows per training step (default {d.batch_size})")
+    g.add_argument("--steps", type=_int(1), help=f"training steps (mini-batches) (default {d.steps})")
+    g.add_argument("--lr", type=_float_in(0.0, math.inf, what="a number > 0"),
+                   help=f"peak learning rate of Adam (default {d.lr:g})")
+    g.add_argument("--warmup", type=_int(0), metavar="STEPS",
+                   help="steps of linear learning-rate warm-up before the cosine decay to 0 "
+                        f"(default {d.warmup})")
+    g.add_argument("--clip", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="NORM",
+                   help=f"clip gradients to this global L2 norm (default {d.clip:g})")
+    g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, batch order and dropout (default {d.seed})")
+    g.add_argument("--dtype", choices=("float32", "float64"),
+                   help=f"floating-point precision of the whole computation (default {d.dtype})")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="runs/sine", metavar="DIR",
+                   help="folder for the PNG plots (default runs/sine)")
+    g.add_argument("--no-plot", action="store_true", help="do not draw plots (no matplotlib needed)")
+    g.add_argument("--explain", action="store_true",
+                   help="before training, print the shape of every tensor for one batch (x, each layer's "
+                        "outputs, outputs[:, -1, :], final_state, the head's output) and each parameter's size")
+    g.add_argument("--quiet", action="store_true", help="print only the final 'test RMSE: ...' line")
+    g = p.add_argument_group("checkpoints")
+    g.add_argument("--checkpoint", metavar="FILE",
+                   help="save the training state to FILE (.npz) every --checkpoint-every steps and at the end; "
+                        "Ctrl-C saves it too (without this flag, Ctrl-C saves to DIR/interrupted.npz)")
+    g.add_argument("--checkpoint-every", type=_int(1), default=500, metavar="STEPS",
+                   help="steps between checkpoints (default 500)")
+    g.add_argument("--resume", type=_existing_file, metavar="FILE",
+                   help="continue the run saved in FILE with its settings; it ends with the same weights as "
+                        "an uninterrupted run. Run flags given with it must match the checkpoint's")
+    g.add_argument("--stop-at", type=_int(1), metavar="STEP",
+                   help="train only up to this step (then evaluate, plot, save); resume later with --resume")
+
+
+def run_sine_command(args, parser):
+    given = {name: getattr(args, name) for name in _SINE_RUN_FLAGS if getattr(args, name) is not None}
+    if args.resume:
+        try:
+            settings = settings_from_checkpoint(args.resume)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--resume: {exc}")
+        clashes = [f"--{k.replace('_', '-')} {v} (checkpoint has {getattr(settings, k)})"
+                   for k, v in given.items() if v != getattr(settings, k)]
+        if clashes:
+            parser.error("--resume continues a run with its own settings; these flags differ: " + ", ".join(clashes))
+    else:
+        settings = replace(SineSettings(), **given)
+    try:
+        settings.check()
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.stop_at is not None and args.stop_at > settings.steps:
+        parser.error(f"--stop-at {args.stop_at} is beyond --steps {settings.steps}")
+    if args.checkpoint:
+        _check_writable(parser, "--checkpoint", args.checkpoint)
+    _check_writable(parser, "--out", args.out, folder=True)
+    try:
+        return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
+                        checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                        stop_at=args.stop_at, quiet=args.quiet)
+    except ValueError as exc:  # a checkpoint that does not fit, an unwritable path ...
+        parser.error(str(exc))
+
+
+# --------------------------------------------------------------------------- dispatch
+
+# name -> (help, add_flags(parser), run(args, parser) -> exit status)
+COMMANDS = {
+    "sine": ("train an LSTM to predict the next value of a sine curve (default)", add_sine_flags, run_sine_command),
+}
+DEFAULT_COMMAND = "sine"
+
+
+def build_parser():
+    parser = Parser(prog="demo.py", description=__doc__.split("\n\n")[0],
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog="Without a command, 'sine' runs: 'python demo.py --steps 500' = "
+                           "'python demo.py sine --steps 500'. 'python demo.py COMMAND --help' lists its flags.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    subparsers = {}
+    for name, (text, add_flags, run) in COMMANDS.items():
+        sp = sub.add_parser(name, help=text, description=text, prog=f"demo.py {name}")
+        add_flags(sp)
+        sp.set_defaults(run=run)
+        subparsers[name] = sp
+    return parser, subparsers
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, subparsers = build_parser()
+    if argv[:1] in (["-h"], ["--help"]):
+        print(parser.format_help())
+        print(subparsers[DEFAULT_COMMAND].format_help(), end="")
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        argv.insert(0, DEFAULT_COMMAND)
+    args = parser.parse_args(argv)
+    return args.run(args, subparsers[args.command])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Numbers quoted in derivations/08_gradient_checking.md: central differences on one LSTM layer.
+
+Run from the repository root:  PYTHONPATH=. python derivations/scripts/gradcheck_demo.py
+
+1. Correct BPTT against central differences (G1) for several step sizes eps: the truncation / roundoff
+   trade-off.
+2. What a failing check looks like: a copy of ``lstm_backward_tm`` with one line changed (numpylstm itself
+   is not modified):
+   - "missing (B7)": dc_{t-1} = 0 instead of dc_t * f_t, i.e. the c_{t+1} -> c_t path is cut;
+   - "(B10) with scaled Wh": dh_{t-1} = da_t (Wh * s)^T, reusing the forward pass's pre-scaled weights.
+Relative error (G2) with floor 1e-3. Everything in float64.
+"""
+
+import inspect
+import textwrap
+
+import numpy as np
+
+import numpylstm.layers as layers
+
+FLOOR = 1e-3
+
+
+def patched_backward(old, new):
+    src = textwrap.dedent(inspect.getsource(layers.lstm_backward_tm))
+    assert src.count(old) == 1, f"line not found, update this script: {old}"
+    ns = dict(vars(layers))
+    exec(compile(src.replace(old, new), "<patched lstm_backward_tm>", "exec"), ns)
+    return ns["lstm_backward_tm"]
+
+
+def problem(seed, N=3, T=6, D=4, H=5):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, N, D))
+    h0 = rng.standard_normal((N, H)) * 0.5
+    c0 = rng.standard_normal((N, H)) * 0.5
+    params = [rng.standard_normal((D, 4 * H)) * 0.5, rng.standard_normal((H, 4 * H)) * 0.5,
+              rng.standard_normal(4 * H) * 0.5]
+    R = rng.standard_normal((T, N, H))  # L = sum R * h: dL/dh_t = R_t, a "random direction" loss
+    return x, h0, c0, params, R
+
+
+def loss(x, h0, c0, params, R):
+    hs, _, _ = layers.lstm_forward_tm(x, h0, c0, *params)
+    return float(np.sum(R * hs))
+
+
+def analytic(backward, x, h0, c0, params, R):
+    _, _, cache = layers.lstm_forward_tm(x, h0, c0, *params)
+    return backward(R, cache)[3:]  # dWx, dWh, db
+
+
+def numeric(x, h0, c0, params, R, eps):
+    grads = []
+    for p in params:
+        num = np.zeros_like(p)
+        for k in np.ndindex(p.shape):
+            old = p[k]
+            p[k] = old + eps
+            fp = loss(x, h0, c0, params, R)
+            p[k] = old - eps
+            fm = loss(x, h0, c0, params, R)
+            p[k] = old
+            num[k] = (fp - fm) / (2 * eps)  # (G1)
+        grads.append(num)
+    return grads
+
+
+def rel_error(a, n):
+    return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), FLOOR)  # (G2)
+
+
+def summary(an, nu):
+    rel = np.concatenate([rel_error(a, n).ravel() for a, n in zip(an, nu)])
+    diff = np.sqrt(sum(np.sum((a - n) ** 2) for a, n in zip(an, nu)))
+    norm = np.sqrt(sum(np.sum(n ** 2) for n in nu))
+    return rel.max(), np.median(rel), diff / norm
+
+
+if __name__ == "__main__":
+    prob = problem(0)
+    good = analytic(layers.lstm_backward_tm, *prob)
+    print("correct BPTT, seed 0: error vs step size eps (max rel, median rel over all of dWx, dWh, db)")
+    for eps in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9):
+        mx, med, _ = summary(good, numeric(*prob, eps))
+        print(f"  eps {eps:.0e}: max rel {mx:.1e}  median rel {med:.1e}")
+
+    broken = {
+        "missing (B7)": patched_backward("np.multiply(dc, gt[:, H : 2 * H], out=dc)", "dc.fill(0.0)"),
+        "(B10) with scaled Wh": patched_backward(
+            "WhT = np.ascontiguousarray(Wh.T)", "WhT = np.ascontiguousarray((Wh * _gate_scale(H, dt)).T)"),
+    }
+    for name, bwd in broken.items():
+        print(f"{name}: eps 1e-6 (max rel, median rel, ||a - n|| / ||n||)")
+        for seed in range(3):
+            prob = problem(seed)
+            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-6))
+            print(f"  seed {seed}: max rel {mx:.1e}  median rel {med:.1e}  norm rel {nr:.1e}")

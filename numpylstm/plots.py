@@ -1,0 +1,77 @@
+"""PNG plots with matplotlib's Agg renderer: no screen, no pyplot, no global backend switch.
+
+matplotlib is imported only when a plot is drawn (it is an optional dependency: ``pip install
+numpylstm[plot]``); ``PlotsUnavailable`` says so when it is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PlotsUnavailable", "plot_predictions", "plot_loss", "plot_error"]
+
+
+class PlotsUnavailable(ImportError):
+    pass
+
+
+def _figure(width=8.0, height=4.0):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise PlotsUnavailable("plots need matplotlib: pip install 'numpylstm[plot]' (or matplotlib)") from exc
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path, dpi=100) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
+    """Predicted vs true values over time: t (M,), y_true (M,) or (M, 1), y_pred likewise."""
+    fig, ax = _figure()
+    ax.plot(t, np.ravel(y_true), label="real sin", linewidth=3, color="#9ecae1")
+    ax.plot(t, np.ravel(y_pred), label="predicted", linewidth=1, color="#d62728", linestyle="--")
+    ax.set_xlabel("t")
+    ax.set_ylabel("value")
+    ax.set_title(title or "test range: next value predicted from the previous T values")
+    ax.legend(loc="upper right")
+    return _save(fig, path, dpi)
+
+
+def plot_loss(path, losses, window=50, dpi=100) -> Path:
+    """Training loss per step on a log scale, with a moving average over ``window`` steps."""
+    losses = np.asarray(losses, dtype=np.float64)
+    fig, ax = _figure()
+    steps = np.arange(1, losses.size + 1)
+    ax.plot(steps, losses, linewidth=0.5, color="#bbbbbb", label="per step")
+    if losses.size >= window:
+        avg = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], avg, color="#1f77b4", label=f"mean of {window} steps")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (MSE)")
+    ax.set_title("training loss")
+    ax.legend(loc="upper right")
+    return _save(fig, path, dpi)
+
+
+def plot_error(path, t, y_true, y_pred, dpi=100) -> Path:
+    """Prediction error (predicted - true) over time, with its RMSE in the title."""
+    err = np.ravel(y_pred) - np.ravel(y_true)
+    rmse = float(np.sqrt(np.mean(err**2)))
+    fig, ax = _figure()
+    ax.axhline(0.0, color="#888888", linewidth=0.8)
+    ax.plot(t, err, color="#2ca02c", linewidth=1)
+    ax.set_xlabel("t")
+    ax.set_ylabel("predicted - true")
+    ax.set_title(f"prediction error over the test range (RMSE {rmse:.3g})")
+    return _save(fig, path, dpi)

@@ -1,0 +1,396 @@
+"""A reusable training loop: learning-rate schedules, clipping, progress/ETA, checkpoints, divergence stop.
+
+``Trainer`` drives any model with ``loss_and_grads(x, y, state=None, train=True) -> (loss, grads, state)``
+(``LSTMModel``) and any optimizer of ``numpylstm.optim``. Each step:
+
+    lr = schedule(step)                        # step counts from 0
+    x, y = batches(step)                       # or next(batches) for an iterator
+    loss, grads, state = model.loss_and_grads(x, y, state=carried or None, train=True)
+    norm = clip_grad_norm(grads, clip_norm)    # global norm, before clipping
+    optimizer.step(grads)
+
+A non-finite loss or gradient norm stops training with ``TrainingDiverged`` before the optimizer touches the
+weights, so the model still holds the last good weights and the last checkpoint on disk is kept.
+Ctrl-C (SIGINT) does not tear a step in half: it is noted, the current step finishes, a checkpoint is
+written and ``run`` returns with ``interrupted=True``; a second Ctrl-C aborts at once.
+
+Stateful training (truncated BPTT over a long stream, as in the char-RNN): with ``stateful=True`` each batch's
+final state (L, 2, N, H) is the next batch's initial state; ``reset_state(step) -> bool`` says when to start
+again from zeros (e.g. at the start of every pass over the stream).
+
+Resuming is exact: batches are a function of the step number (or the caller fast-forwards the iterator),
+and a checkpoint holds the weights, the optimizer's moments, the model's RNG (dropout masks), the step, the
+loss history and the carried state, so a resumed run ends with the same weights, bit for bit, as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import _checks as chk
+from .checkpoint import load_checkpoint, save_checkpoint
+from .optim import clip_grad_norm
+
+__all__ = ["constant_lr", "warmup_cosine", "Progress", "Trainer", "TrainResult", "TrainingDiverged",
+           "format_seconds"]
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def _positive(name, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def _non_negative_int(name, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    return int(value)
+
+
+def constant_lr(lr):
+    """Schedule: the same learning rate at every step."""
+    lr = _positive("lr", lr)
+    return lambda step: lr
+
+
+def warmup_cosine(lr, total_steps, warmup_steps=0, final_lr=0.0):
+    """Schedule: linear warm-up to ``lr`` over ``warmup_steps``, then half a cosine down to ``final_lr``.
+
+    Step s (0-based) of ``total_steps`` gets lr * (s + 1) / warmup_steps while s < warmup_steps, then
+    final_lr + (lr - final_lr) * (1 + cos(pi * p)) / 2 with p = (s - warmup_steps) / (total_steps - warmup_steps)
+    going from 0 towards 1. Warm-up lets Adam's second-moment estimate settle before full-size steps;
+    the cosine tail shrinks the steps so the weights settle into a minimum instead of rattling around it.
+    """
+    lr = _positive("lr", lr)
+    total = chk.positive_int("total_steps", total_steps)
+    warm = _non_negative_int("warmup_steps", warmup_steps)
+    if warm >= total:
+        raise ValueError(f"warmup_steps must be smaller than total_steps = {total}; got {warm}")
+    if isinstance(final_lr, bool) or not isinstance(final_lr, numbers.Real) or not 0 <= final_lr <= lr:
+        raise ValueError(f"final_lr must be a number in [0, lr = {lr}]; got {final_lr!r}")
+    final = float(final_lr)
+
+    def schedule(step):
+        if step < warm:
+            return lr * (step + 1) / warm
+        p = min(1.0, (step - warm) / (total - warm))
+        return max(final + (lr - final) * 0.5 * (1.0 + math.cos(math.pi * p)), 1e-12)
+
+    return schedule
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def format_seconds(s: float) -> str:
+    """``75.3`` -> ``'1:15'``; ``3725`` -> ``'1:02:05'``."""
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class Progress:
+    """One progress line: step, smoothed loss, steps/s, elapsed, ETA (and the latest eval metrics).
+
+    On a terminal the line is rewritten in place (at most ``refresh`` times a second); otherwise -- a log file,
+    a pipe, a test -- a full line is printed every ``every`` steps (default: a tenth of the run).
+    ``enabled=False`` prints nothing.
+    """
+
+    def __init__(self, total_steps, *, stream=None, enabled=True, every=None, tty=None, refresh=10.0, window=100):
+        self.total = chk.positive_int("total_steps", total_steps)
+        self.stream = sys.stdout if stream is None else stream
+        self.enabled = enabled
+        self.every = max(1, self.total // 10) if every is None else chk.positive_int("every", every)
+        if tty is None:
+            isatty = getattr(self.stream, "isatty", None)
+            tty = bool(isatty and isatty())
+        self.tty = tty
+        self.refresh = refresh
+        self.window = window
+        self._t0 = self._first = None
+        self._last_draw = 0.0
+        self._width = 0
+
+    def start(self, step):
+        self._t0, self._first = time.perf_counter(), step
+
+    def elapsed(self) -> float:
+        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
+
+    def rate(self, step) -> float:
+        el = self.elapsed()
+        return (step - self._first) / el if el > 0 and step > self._first else float("nan")
+
+    def line(self, step, losses, metrics=None) -> str:
+        recent = losses[-self.window :]
+        loss = sum(recent) / len(recent) if recent else float("nan")
+        rate = self.rate(step)
+        eta = (self.total - step) / rate if rate > 0 else float("nan")
+        width = len(str(self.total))
+        text = (f"step {step:>{width}}/{self.total}  loss {loss:.3e}  {rate:6.1f} steps/s  "
+                f"elapsed {format_seconds(self.elapsed())}  ETA {format_seconds(eta)}")
+        for k, v in (metrics or {}).items():
+            text += f"  {k} {v:.3e}"
+        return text
+
+    def update(self, step, losses, metrics=None):
+        if not self.enabled:
+            return
+        if self.tty:
+            now = time.perf_counter()
+            if now - self._last_draw < 1.0 / self.refresh and step < self.total:
+                return
+            self._last_draw = now
+            text = self.line(step, losses, metrics)
+            pad = " " * max(0, self._width - len(text))
+            self._width = len(text)
+            self.stream.write("\r" + text + pad)
+            self.stream.flush()
+        elif step % self.every == 0 or step == self.total:
+            self.stream.write(self.line(step, losses, metrics) + "\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.enabled and self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when the loss or the gradient norm stops being finite. The weights are the last good ones."""
+
+    def __init__(self, message, step, last_loss, checkpoint=None):
+        super().__init__(message)
+        self.step, self.last_loss, self.checkpoint = step, last_loss, checkpoint
+
+
+@dataclass
+class TrainResult:
+    step: int  # completed steps in total (including those before a resume)
+    steps_run: int  # steps taken by this call
+    seconds: float  # wall time of this call
+    interrupted: bool  # stopped by Ctrl-C (a checkpoint was written if a path was known)
+    losses: list = field(default_factory=list)  # the whole loss history, one float per step
+    checkpoint: Path | None = None  # last checkpoint written by this call
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_run / self.seconds if self.seconds > 0 else float("nan")
+
+
+class _SigintFlag:
+    """While active, the first Ctrl-C only sets ``hit``; a second one raises KeyboardInterrupt as usual."""
+
+    def __init__(self):
+        self.hit = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on ``batches`` for ``total_steps`` steps (see the module docstring).
+
+    Args:
+        model: an ``LSTMModel`` (or anything with ``params``, ``config``, ``rng``, ``loss_and_grads``).
+        optimizer: an optimizer over ``model.params`` (``numpylstm.optim.Adam`` ...); its ``lr`` is set from
+            ``schedule`` before every step.
+        batches: ``batches(step) -> (x, y)`` (preferred: resumable as is), or an iterator of (x, y) pairs.
+        total_steps: length of the run; also what the schedule and the ETA are measured against.
+        schedule: ``schedule(step) -> lr``; default: the optimizer's current lr throughout.
+        clip_norm: rescale gradients to this global L2 norm when larger (None: no clipping).
+        stateful: carry each batch's final state into the next batch; ``reset_state(step) -> bool`` restarts
+            from zeros (None: never, except at step 0 of a fresh run).
+        eval_fn: ``eval_fn(model) -> dict[str, float]``, run every ``eval_every`` steps and after the last step
+            (of ``total_steps`` or ``stop_at``); results
+            go to ``evals`` (list of (step, dict)) and onto the progress line.
+        checkpoint_path: where ``save`` writes, every ``checkpoint_every`` steps (0: only at the end) and on
+            Ctrl-C. None: no checkpoints unless ``interrupt_path`` is given.
+        interrupt_path: where Ctrl-C saves (default ``checkpoint_path``).
+        user: JSON-able dict stored in every checkpoint (run settings); extra: dict name -> array stored too
+            (a vocabulary, ...).
+        progress: a ``Progress`` (default: one printing to stdout).
+    """
+
+    def __init__(self, model, optimizer, batches, total_steps, *, schedule=None, clip_norm=5.0, stateful=False,
+                 reset_state=None, eval_fn=None, eval_every=0, checkpoint_path=None, checkpoint_every=0,
+                 interrupt_path=None, user=None, extra=None, progress=None):
+        self.model, self.optimizer = model, optimizer
+        if not callable(batches) and not hasattr(batches, "__next__"):
+            raise ValueError("batches must be a callable batches(step) -> (x, y) or an iterator of (x, y)")
+        self.batches = batches
+        self.total_steps = chk.positive_int("total_steps", total_steps)
+        base_lr = optimizer.lr
+        self.schedule = schedule if schedule is not None else (lambda step: base_lr)
+        self.clip_norm = None if clip_norm is None else _positive("clip_norm", clip_norm)
+        self.stateful = bool(stateful)
+        self.reset_state = reset_state
+        self.eval_fn = eval_fn
+        self.eval_every = _non_negative_int("eval_every", eval_every)
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.checkpoint_every = _non_negative_int("checkpoint_every", checkpoint_every)
+        self.interrupt_path = Path(interrupt_path) if interrupt_path is not None else self.checkpoint_path
+        self.user = dict(user or {})
+        self.extra = dict(extra or {})
+        self.progress = progress if progress is not None else Progress(self.total_steps)
+        self.step = 0  # completed steps
+        self.losses: list[float] = []
+        self.evals: list = []
+        self.state = None  # carried (L, 2, N, H) state when stateful
+        self.last_checkpoint: Path | None = None
+
+    # ---------------------------------------------------------------- checkpoints
+    def save(self, path=None) -> Path:
+        """Write a checkpoint of the whole training state to ``path`` (default ``checkpoint_path``)."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("save needs a path: none given and the trainer has no checkpoint_path")
+        extra = dict(self.extra)
+        extra["losses"] = np.asarray(self.losses, dtype=np.float64)
+        if self.stateful and self.state is not None:
+            extra["state"] = self.state
+        user = dict(self.user)
+        user["trainer"] = {"total_steps": self.total_steps, "evals": [[s, m] for s, m in self.evals]}
+        save_checkpoint(path, self.model, self.optimizer, step=self.step, user=user, extra=extra)
+        self.last_checkpoint = path
+        return path
+
+    def resume(self, path):
+        """Restore weights, optimizer, RNG, step, loss history and carried state from ``path``.
+
+        Raises ValueError if the checkpoint does not fit (architecture, optimizer, total_steps) -- before
+        anything is changed. Returns the ``Checkpoint``.
+        """
+        from .checkpoint import read_checkpoint
+
+        ck = read_checkpoint(path)
+        info = ck.user.get("trainer")
+        if not isinstance(info, dict) or "total_steps" not in info:
+            raise ValueError(f"checkpoint {ck.path} has no training state (meta['user']['trainer'])")
+        if info["total_steps"] != self.total_steps:
+            raise ValueError(f"checkpoint {ck.path} belongs to a run of {info['total_steps']} steps, "
+                             f"not {self.total_steps}")
+        if ck.step > self.total_steps:
+            raise ValueError(f"checkpoint {ck.path} is at step {ck.step}, past total_steps {self.total_steps}")
+        losses = ck.extra.get("losses")
+        if losses is None or losses.shape != (ck.step,):
+            raise ValueError(f"checkpoint {ck.path}: loss history must have one entry per step ({ck.step})")
+        ck = load_checkpoint(path, self.model, self.optimizer)
+        self.step = ck.step
+        self.losses = [float(v) for v in losses]
+        self.evals = [(int(s), dict(m)) for s, m in info.get("evals", [])]
+        self.state = ck.extra.get("state") if self.stateful else None
+        if self.state is not None:
+            self.state = np.array(self.state, dtype=self.model.dtype)
+        return ck
+
+    # ---------------------------------------------------------------- the loop
+    def _next_batch(self, step):
+        return self.batches(step) if callable(self.batches) else next(self.batches)
+
+    def _diverged(self, step, what, value, lr):
+        last = next((v for v in reversed(self.losses) if math.isfinite(v)), float("nan"))
+        kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
+                else "no checkpoint was written")
+        msg = (f"training diverged at step {step + 1}: the {what} is {value} (last finite loss {last:.4g} at "
+               f"step {step}). Try a lower learning rate (--lr, now {lr:.3g}) or a smaller gradient clipping "
+               f"norm; {kept}.")
+        return TrainingDiverged(msg, step + 1, last, self.last_checkpoint)
+
+    def _evaluate(self):
+        if self.eval_fn is None:
+            return None
+        metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
+        self.evals.append((self.step, metrics))
+        return metrics
+
+    def run(self, stop_at=None) -> TrainResult:
+        """Train from ``self.step`` up to ``total_steps`` (or ``stop_at``), then return a ``TrainResult``.
+
+        Writes a checkpoint every ``checkpoint_every`` steps and at the end when ``checkpoint_path`` is set.
+        Raises ``TrainingDiverged`` on a NaN/inf loss or gradient.
+        """
+        end = self.total_steps if stop_at is None else min(self.total_steps, _non_negative_int("stop_at", stop_at))
+        first = self.step
+        model, opt, prog = self.model, self.optimizer, self.progress
+        metrics = self.evals[-1][1] if self.evals else None
+        interrupted = False
+        prog.start(first)
+        t0 = time.perf_counter()
+        try:
+            # overflow/invalid warnings would only precede the divergence message below, which says it better
+            with _SigintFlag() as sigint, np.errstate(over="ignore", invalid="ignore"):
+                while self.step < end:
+                    step = self.step
+                    lr = self.schedule(step)
+                    opt.lr = lr
+                    x, y = self._next_batch(step)
+                    if self.stateful and self.reset_state is not None and self.reset_state(step):
+                        self.state = None
+                    state = self.state if self.stateful else None
+                    loss, grads, new_state = model.loss_and_grads(x, y, state=state, train=True)
+                    if not math.isfinite(loss):
+                        raise self._diverged(step, "loss", loss, lr)
+                    if self.clip_norm is not None:
+                        norm = clip_grad_norm(grads, self.clip_norm)
+                        if not math.isfinite(norm):
+                            raise self._diverged(step, "gradient norm", norm, lr)
+                    opt.step(grads)
+                    if self.stateful:
+                        self.state = new_state
+                    self.losses.append(loss)
+                    self.step = step + 1
+                    if self.step == end or (self.eval_every and self.step % self.eval_every == 0):
+                        metrics = self._evaluate()  # at the end too, so the last progress line shows it
+                    if (self.checkpoint_path is not None and self.checkpoint_every
+                            and self.step % self.checkpoint_every == 0 and self.step < end):
+                        self.save()
+                    prog.update(self.step, self.losses, metrics)
+                    if sigint.hit:
+                        interrupted = True
+                        break
+                if not interrupted and self.step == first and not self.evals:
+                    metrics = self._evaluate()  # nothing to train (resumed at the end): evaluate anyway
+        finally:
+            prog.close()
+        seconds = time.perf_counter() - t0
+        if interrupted and self.interrupt_path is not None:
+            self.save(self.interrupt_path)
+        elif self.checkpoint_path is not None:
+            self.save()
+        return TrainResult(step=self.step, steps_run=self.step - first, seconds=seconds, interrupted=interrupted,
+                           losses=self.losses, checkpoint=self.last_checkpoint)

@@ -1,0 +1,102 @@
+"""demo.py end to end, in subprocesses, with tiny runs (the full default run is a benchmark, not a test)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--steps", "30", "--lstm-size", "6", "--timesteps", "8", "--batch-size", "16", "--warmup", "5"]
+
+
+def demo(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "demo.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+
+def rmse_line(proc):
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith("test RMSE: "), proc.stdout
+    return float(last.split(": ")[1])
+
+
+def test_explain_prints_the_tutorial_shapes(tmp_path):
+    p = demo("--explain", "--steps", "2", "--no-plot", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for name, shape in [("x", "(64, 20, 1)"), ("layer 0 outputs", "(64, 20, 20)"),
+                        ("layer 1 outputs", "(64, 20, 20)"), ("outputs[:, -1, :]", "(64, 20)"),
+                        ("final_state", "(2, 2, 64, 20)"), ("head output", "(64, 1)"),
+                        ("lstm.0.Wx", "(1, 80)"), ("lstm.1.Wh", "(20, 80)"), ("head.b", "(1,)")]:
+        assert any(line.split(name, 1)[-1].split()[:len(shape.split())] == shape.split()
+                   for line in out.splitlines() if name in line), (name, out)
+    assert "5061" in out  # total parameter count: 80+1600+80 + 1600+1600+80 + 20+1
+    assert np.isfinite(rmse_line(p))
+
+
+def test_tiny_run_prints_progress_summary_and_plots_and_the_sine_word_works(tmp_path):
+    pytest.importorskip("matplotlib")
+    p = demo("sine", *TINY, "--out", "plots", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "steps/s" in p.stdout and "ETA" in p.stdout and "trained 30 steps" in p.stdout
+    for name in ("predictions.png", "loss.png", "error.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert rmse_line(p) > 0
+
+
+def test_quiet_prints_only_the_rmse_and_same_seed_same_result(tmp_path):
+    a = demo(*TINY, "--quiet", "--no-plot", cwd=tmp_path)
+    b = demo(*TINY, "--quiet", "--no-plot", cwd=tmp_path)
+    assert a.returncode == 0 and a.stdout.count("\n") == 1
+    assert a.stdout == b.stdout
+    assert not (tmp_path / "runs").exists()  # --no-plot writes nothing
+
+
+def test_resume_ends_with_the_same_weights_bit_for_bit(tmp_path):
+    args = [*TINY, "--dtype", "float64", "--keep-prob", "0.8", "--no-plot", "--quiet"]
+    full = demo(*args, "--checkpoint", "full.npz", cwd=tmp_path)
+    part = demo(*args, "--stop-at", "13", "--checkpoint", "part.npz", cwd=tmp_path)
+    rest = demo("--resume", "part.npz", "--checkpoint", "rest.npz", "--quiet", "--no-plot", cwd=tmp_path)
+    assert full.returncode == part.returncode == rest.returncode == 0, (part.stderr, rest.stderr)
+    with np.load(tmp_path / "full.npz") as f, np.load(tmp_path / "rest.npz") as r:
+        assert sorted(f.files) == sorted(r.files)
+        for k in f.files:
+            if k.startswith(("param/", "optim/", "extra/")):
+                np.testing.assert_array_equal(f[k], r[k], err_msg=k)
+    assert full.stdout == rest.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--timesteps", "0"], "--timesteps"),
+    (["--keep-prob", "1.5"], "--keep-prob"),
+    (["--lr", "nan"], "--lr"),
+    (["--steps", "ten"], "--steps"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--resume", "missing.npz"], "missing.npz"),
+    (["--stop-at", "50", "--steps", "10"], "--stop-at"),
+    (["--frobnicate"], "--frobnicate"),
+])
+def test_bad_flags_exit_2_with_one_line(tmp_path, args, words):
+    p = demo(*args, cwd=tmp_path)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert "error:" in p.stderr and words in p.stderr
+
+
+def test_resume_with_another_architecture_or_a_bad_file_is_a_one_line_error(tmp_path):
+    assert demo(*TINY, "--no-plot", "--quiet", "--checkpoint", "ck.npz", cwd=tmp_path).returncode == 0
+    p = demo("--resume", "ck.npz", "--lstm-size", "7", cwd=tmp_path)
+    assert p.returncode == 2 and "--lstm-size 7 (checkpoint has 6)" in p.stderr and p.stderr.count("\n") == 1
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    p = demo("--resume", "bad.npz", cwd=tmp_path)
+    assert p.returncode == 2 and "bad.npz" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_help_explains_every_flag(tmp_path):
+    p = demo("--help", cwd=tmp_path)
+    assert p.returncode == 0
+    for flag in ("--timesteps", "--lstm-size", "--lstm-layers", "--batch-size", "--keep-prob", "--steps", "--lr",
+                 "--seed", "--dtype", "--out", "--no-plot", "--explain", "--checkpoint", "--resume", "--quiet"):
+        assert flag in p.stdout

@@ -1,0 +1,321 @@
+"""The derivations in derivations/*.md and the code in numpylstm/ must agree.
+
+* Labels: every equation label cited in the code, e.g. ``(B7)`` in a comment, is defined exactly once in the
+  Markdown (as a MathJax tag inside a display block), and every defined label is cited somewhere in the code.
+* The public layer functions name the files that derive them.
+* The worked example of derivations/09_worked_example.md: its tables are parsed from the Markdown and every
+  printed number is checked against numpylstm and against an independent scalar computation (math only).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numpylstm
+from numpylstm import lstm_backward, lstm_forward
+
+ROOT = Path(__file__).resolve().parents[1]
+DERIV = ROOT / "derivations"
+PKG = ROOT / "numpylstm"
+EXAMPLE = DERIV / "09_worked_example.md"
+
+TAG_RE = re.compile(r"\\tag\{([A-Z]\d+)\}")
+CITE_RE = re.compile(r"\(([A-Z]\d+)\)")
+
+# The labels agreed with the authors of layers.py, model.py, optim.py and gradcheck.py.
+AGREED = (
+    [f"F{k}" for k in range(1, 6)]
+    + ["E1", "E2"]
+    + [f"B{k}" for k in range(1, 15)]
+    + ["D1", "D2", "S1", "S2"]
+    + [f"H{k}" for k in range(1, 5)]
+    + [f"L{k}" for k in range(1, 5)]
+    + [f"O{k}" for k in range(1, 7)]
+    + ["G1", "G2", "G3"]
+)
+
+
+def _label_key(label):
+    return label[0], int(label[1:])
+
+
+def _md_files():
+    files = sorted(DERIV.glob("*.md"))
+    assert files, f"no Markdown files in {DERIV}"
+    return files
+
+
+def defined_labels() -> Counter:
+    """label -> how many times it is defined with a tag in derivations/*.md."""
+    counts: Counter = Counter()
+    for path in _md_files():
+        counts.update(TAG_RE.findall(path.read_text(encoding="utf-8")))
+    return counts
+
+
+def cited_labels() -> dict[str, list[str]]:
+    """label -> ['numpylstm/file.py:line', ...] for every (X) in the package's Python files."""
+    cites: dict[str, list[str]] = {}
+    files = sorted(PKG.rglob("*.py"))
+    assert files, f"no Python files in {PKG}"
+    for path in files:
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for label in CITE_RE.findall(line):
+                cites.setdefault(label, []).append(f"{path.relative_to(ROOT)}:{lineno}")
+    return cites
+
+
+def _fmt(labels):
+    return ", ".join(sorted(labels, key=_label_key))
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def test_no_label_defined_twice():
+    twice = {label: n for label, n in defined_labels().items() if n > 1}
+    assert not twice, "labels defined more than once in derivations/*.md: " + ", ".join(
+        f"{label} ({n}x)" for label, n in sorted(twice.items(), key=lambda kv: _label_key(kv[0]))
+    )
+
+
+def test_every_label_cited_in_code_is_defined():
+    missing = {label: where for label, where in cited_labels().items() if label not in defined_labels()}
+    assert not missing, "labels cited in numpylstm/ but not defined in derivations/: " + "; ".join(
+        f"{label} at {', '.join(where)}" for label, where in sorted(missing.items(), key=lambda kv: _label_key(kv[0]))
+    )
+
+
+def test_every_defined_label_is_cited_in_code():
+    uncited = set(defined_labels()) - set(cited_labels())
+    assert not uncited, f"labels defined in derivations/ but cited nowhere in numpylstm/: {_fmt(uncited)}"
+
+
+def test_defined_labels_are_the_agreed_set():
+    defined = set(defined_labels())
+    assert defined == set(AGREED), (
+        f"not defined: {_fmt(set(AGREED) - defined) or '-'}; unexpected: {_fmt(defined - set(AGREED)) or '-'}"
+    )
+
+
+def test_labels_cited_in_the_derivations_are_defined():
+    defined = defined_labels()
+    bad = []
+    for path in _md_files():
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            bad += [f"{label} at {path.name}:{lineno}" for label in CITE_RE.findall(line) if label not in defined]
+    assert not bad, "the derivations refer to undefined labels: " + "; ".join(bad)
+
+
+def test_tags_sit_in_one_line_display_blocks():
+    """GitHub renders a tag only inside display math; keep each labelled equation on one $$ ... $$ line."""
+    bad = []
+    for path in _md_files():
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if TAG_RE.search(line):
+                s = line.strip()
+                if not (s.startswith("$$") and s.endswith("$$") and len(TAG_RE.findall(line)) == 1):
+                    bad.append(f"{path.name}:{lineno}")
+    assert not bad, "tagged equations not on their own $$ ... $$ line: " + ", ".join(bad)
+
+
+# ------------------------------------------------------------------------------------------ docstrings
+
+
+@pytest.mark.parametrize(
+    "func, doc",
+    [(lstm_forward, "derivations/02_forward.md"), (lstm_backward, "derivations/03_backward.md")],
+)
+def test_docstrings_name_their_derivation(func, doc):
+    assert doc in (func.__doc__ or ""), f"{func.__name__}'s docstring should point to {doc}"
+    assert (ROOT / doc).is_file(), f"{doc} named in {func.__name__}'s docstring does not exist"
+    assert getattr(numpylstm, func.__name__) is func
+
+
+# -------------------------------------------------------------------------------------- worked example
+
+ROW_RE = re.compile(r"^\|\s*`([^`]+)`\s*\|.*\|\s*([^|]*?)\s*\|\s*$")
+GATES = "ifgo"
+
+
+def parse_example() -> dict[str, str]:
+    """key -> the value exactly as printed, from every table row of 09_worked_example.md starting with `key`."""
+    values: dict[str, str] = {}
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        m = ROW_RE.match(line)
+        if m:
+            key, value = m.groups()
+            assert key not in values, f"key {key} appears twice in {EXAMPLE.name}"
+            values[key] = value
+    return values
+
+
+def printed_tolerance(text: str) -> float:
+    """Half a unit in the last printed digit: '0.0573151' -> 5e-8, '1.2e-05' -> 5e-7, '1' -> 0.5."""
+    mantissa, _, exponent = text.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+
+
+def example_inputs(printed):
+    get = lambda k: float(printed[k])  # noqa: E731
+    return dict(
+        x=[get("x_1"), get("x_2")],
+        Wx=[get(f"Wx.{k}") for k in GATES],
+        Wh=[get(f"Wh.{k}") for k in GATES],
+        b=[get(f"b.{k}") for k in GATES],
+        w=[get("w_1"), get("w_2")],
+    )
+
+
+def scalar_reference(x, Wx, Wh, b, w):
+    """The example computed with Python floats and math.exp / math.tanh only: (F1)-(F5), (B1)-(B14)."""
+    sig = lambda z: 1.0 / (1.0 + math.exp(-z))  # noqa: E731
+    r: dict[str, float] = {}
+    h, c, act = [0.0], [0.0], [None]
+    for t in (1, 2):
+        a = [x[t - 1] * Wx[k] + h[t - 1] * Wh[k] + b[k] for k in range(4)]  # (F1)
+        gi, gf, gg, go = sig(a[0]), sig(a[1]), math.tanh(a[2]), sig(a[3])  # (F2), (F3)
+        c.append(gf * c[t - 1] + gi * gg)  # (F4)
+        h.append(go * math.tanh(c[t]))  # (F5)
+        act.append((gi, gf, gg, go))
+        r.update({f"a_{t}.{k}": a[n] for n, k in enumerate(GATES)})
+        r.update({f"i_{t}": gi, f"f_{t}": gf, f"g_{t}": gg, f"o_{t}": go})
+        r.update({f"c_{t}": c[t], f"tanhc_{t}": math.tanh(c[t]), f"h_{t}": h[t]})
+    r["L"] = w[0] * h[1] + w[1] * h[2]
+    dh_in = dc_in = 0.0
+    dWx, dWh, db = [0.0] * 4, [0.0] * 4, [0.0] * 4
+    for t in (2, 1):
+        gi, gf, gg, go = act[t]
+        tc = math.tanh(c[t])
+        dh = w[t - 1] + dh_in  # (B1)
+        dc = dc_in + dh * go * (1 - tc * tc)  # (B2)
+        d = {"o": dh * tc, "i": dc * gg, "f": dc * c[t - 1], "g": dc * gi}  # (B3)-(B6)
+        da = [d["i"] * gi * (1 - gi), d["f"] * gf * (1 - gf), d["g"] * (1 - gg * gg), d["o"] * go * (1 - go)]
+        r.update({f"dh_{t}": dh, f"dc_{t}": dc})
+        r.update({f"d{k}_{t}": v for k, v in d.items()})
+        r.update({f"da_{t}.{k}": da[n] for n, k in enumerate(GATES)})  # (B8), (B9)
+        r[f"dc_{t - 1}<-{t}"] = dc_in = dc * gf  # (B7)
+        r[f"dh_{t - 1}<-{t}"] = dh_in = sum(da[n] * Wh[n] for n in range(4))  # (B10)
+        r[f"dx_{t}"] = sum(da[n] * Wx[n] for n in range(4))  # (B11)
+        for n in range(4):
+            dWx[n] += x[t - 1] * da[n]  # (B12)
+            dWh[n] += h[t - 1] * da[n]  # (B13)
+            db[n] += da[n]  # (B14)
+    for n, k in enumerate(GATES):
+        r[f"dWx.{k}"], r[f"dWh.{k}"], r[f"db.{k}"] = dWx[n], dWh[n], db[n]
+    return r
+
+
+def numpylstm_values(x, Wx, Wh, b, w):
+    """Every quantity of the example, read off numpylstm (full-length call and one call per step)."""
+    X = np.array(x).reshape(1, 2, 1)
+    WX, WH, B = np.array([Wx]), np.array([Wh]), np.array(b)
+    dhs = np.array(w).reshape(1, 2, 1)
+    hs, _, cache = lstm_forward(X, None, None, WX, WH, B)
+    full = lstm_backward(dhs, cache)
+
+    r: dict[str, float] = {}
+    acts = cache.gates[:, 0, :]  # (T, 4) time-major activations i, f, g, o
+    for t in (1, 2):
+        gi, gf, gg, go = acts[t - 1]
+        pre = [math.log(gi / (1 - gi)), math.log(gf / (1 - gf)), math.atanh(gg), math.log(go / (1 - go))]
+        r.update({f"a_{t}.{k}": pre[n] for n, k in enumerate(GATES)})
+        r.update({f"i_{t}": gi, f"f_{t}": gf, f"g_{t}": gg, f"o_{t}": go})
+        r.update({f"c_{t}": cache.cs[t, 0, 0], f"tanhc_{t}": cache.tcs[t - 1, 0, 0], f"h_{t}": hs[0, t - 1, 0]})
+    r["L"] = float(np.sum(dhs * hs))
+
+    # One chunk per step (06_truncated_bptt.md): a step's db is its da_t, its dh0/dc0 what it sends back.
+    h1, c1 = hs[:, 0, :], cache.cs[1]
+    _, _, cache2 = lstm_forward(X[:, 1:], h1, c1, WX, WH, B)
+    dx2, dh_1, dc_1, dWx2, dWh2, db2 = lstm_backward(dhs[:, 1:], cache2)
+    _, _, cache1 = lstm_forward(X[:, :1], None, None, WX, WH, B)
+    dx1, dh_0, dc_0, dWx1, dWh1, db1 = lstm_backward(dhs[:, :1], cache1, dhT=dh_1, dcT=dc_1)
+    carried = {2: (0.0, 0.0), 1: (dh_1[0, 0], dc_1[0, 0])}
+    sent = {2: (dh_1[0, 0], dc_1[0, 0]), 1: (dh_0[0, 0], dc_0[0, 0])}
+    for t, da, dx in ((2, db2, dx2), (1, db1, dx1)):
+        gi, gf, gg, go = acts[t - 1]
+        r.update({f"da_{t}.{k}": da[n] for n, k in enumerate(GATES)})
+        r[f"dh_{t - 1}<-{t}"], r[f"dc_{t - 1}<-{t}"] = sent[t]
+        r[f"dx_{t}"] = dx[0, 0, 0]
+        # undo the local derivatives (B8), (B9), (B7) and recombine (B1) from numpylstm's own outputs
+        r[f"di_{t}"] = da[0] / (gi * (1 - gi))
+        r[f"df_{t}"] = da[1] / (gf * (1 - gf))
+        r[f"dg_{t}"] = da[2] / (1 - gg * gg)
+        r[f"do_{t}"] = da[3] / (go * (1 - go))
+        r[f"dc_{t}"] = sent[t][1] / gf
+        r[f"dh_{t}"] = w[t - 1] + carried[t][0]
+    dx, dh0, dc0, dWx, dWh, db = full
+    for n, k in enumerate(GATES):
+        r[f"dWx.{k}"], r[f"dWh.{k}"], r[f"db.{k}"] = dWx[0, n], dWh[0, n], db[n]
+
+    # the chunks add up to the full-length call, and their carried gradients are its dh0, dc0, dx
+    np.testing.assert_allclose(dWx1 + dWx2, dWx, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dWh1 + dWh2, dWh, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(db1 + db2, db, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(np.concatenate([dx1, dx2], axis=1), dx, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dh_0, dh0, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dc_0, dc0, rtol=1e-13, atol=1e-15)
+    return {k: float(v) for k, v in r.items()}
+
+
+def _check_printed(printed, truth, source):
+    bad = []
+    for key, value in truth.items():
+        text = printed[key]
+        if not abs(float(text) - value) <= printed_tolerance(text) * (1 + 1e-9) + 1e-15:
+            bad.append(f"{key}: printed {text}, {source} gives {value:.9g}")
+    assert not bad, f"{EXAMPLE.name} disagrees with {source}:\n" + "\n".join(bad)
+
+
+@pytest.fixture(scope="module")
+def example():
+    printed = parse_example()
+    return printed, example_inputs(printed)
+
+
+def test_worked_example_has_every_quantity(example):
+    printed, inputs = example
+    input_keys = {"x_1", "x_2", "w_1", "w_2"} | {f"{p}.{k}" for p in ("Wx", "Wh", "b") for k in GATES}
+    expected = input_keys | set(scalar_reference(**inputs))
+    assert set(printed) == expected, (
+        f"missing rows: {sorted(expected - set(printed))}; unexpected rows: {sorted(set(printed) - expected)}"
+    )
+
+
+def test_worked_example_matches_scalar_reference(example):
+    printed, inputs = example
+    _check_printed(printed, scalar_reference(**inputs), "the scalar reference (math.exp / math.tanh)")
+
+
+def test_worked_example_matches_numpylstm(example):
+    printed, inputs = example
+    _check_printed(printed, numpylstm_values(**inputs), "numpylstm")
+
+
+def test_numpylstm_and_scalar_reference_agree_to_rounding(example):
+    _, inputs = example
+    ref, npl = scalar_reference(**inputs), numpylstm_values(**inputs)
+    assert set(ref) == set(npl)
+    for key in ref:
+        assert npl[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-14), key
+
+
+def test_worked_example_code_block_runs_and_matches(example):
+    """The ```python block of the example file uses the same inputs as its tables."""
+    printed, _ = example
+    blocks = re.findall(r"```python\n(.*?)```", EXAMPLE.read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) == 1, "expected exactly one python block in the worked example"
+    ns: dict = {}
+    exec(compile(blocks[0].replace("print(", "(lambda *a: None)("), EXAMPLE.name, "exec"), ns)
+    got = {"h_1": ns["hs"][0, 0, 0], "h_2": ns["hs"][0, 1, 0], "dh_0<-1": ns["dh0"][0, 0],
+           "dc_0<-1": ns["dc0"][0, 0], "dx_1": ns["dx"][0, 0, 0], "dx_2": ns["dx"][0, 1, 0]}
+    for n, k in enumerate(GATES):
+        got[f"dWx.{k}"], got[f"dWh.{k}"], got[f"db.{k}"] = ns["dWx"][0, n], ns["dWh"][0, n], ns["db"][n]
+    _check_printed(printed, {k: float(v) for k, v in got.items()}, "the python block of the example")

@@ -6,7 +6,7 @@
 * The worked example of derivations/09_worked_example.md: its tables are parsed from the Markdown and every
   printed number is checked against numpylstm and against an independent scalar computation (math only).
 * Quoted code: every inline code span of the derivations that quotes a line of numpylstm (a NumPy call, an
-  ``out=`` argument or a matrix product ``@``) occurs verbatim, up to whitespace, in numpylstm/*.py, and the
+  ``out=`` argument, a matrix product ``@`` or an assignment) occurs verbatim, up to whitespace, in numpylstm/*.py, and the
   line-by-line tables list their lines in the order the code runs them.
 """
 
@@ -148,8 +148,10 @@ def test_docstrings_name_their_derivation(func, doc):
 
 FENCE_RE = re.compile(r"^```.*?^```", flags=re.S | re.M)
 SPAN_RE = re.compile(r"`([^`\n]+)`")
-# What makes an inline span a quote of numpylstm's code rather than a name, a shape or TF-1 code.
-QUOTE_RE = re.compile(r"np\.[\w.]+\(|\bout=|\s@\s")
+# What makes an inline span a quote of numpylstm's code rather than a name, a shape or TF-1 code: a NumPy
+# call, an out= argument, a matrix product, or an assignment whose right side is not a literal (so
+# `db = dA2.sum(axis=0)` counts, `lstm_size = 20` and `x = [[[0.5], [-1.0]]]` do not).
+QUOTE_RE = re.compile(r"""np\.[\w.]+\(|\bout=|\s@\s|^[\w\s,\[\]:]+\s=\s+(?![\d\[\-"'])""")
 
 
 def _squeeze(text: str) -> str:
@@ -209,10 +211,11 @@ def test_quote_check_catches_stale_quotes():
     stale = ("| `np.multiply(da, dact[t], out=da)` | (B8), (B9) | `da` $= \\delta a_t$ |\n"
              "Code: `np.matmul(da, WhT, out=dh)` and `gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)`\n"
              "```python\nnp.multiply(a, b, out=c)  # fenced blocks are not inline quotes\n```\n"
-             "`np.add(dh, dhs[t], out=dh)`, `dhs`, `hs[t]`\n")
+             "`np.add(dh, dhs[t], out=dh)`, `dhs`, `hs[t]`, `lstm_size = 20`, `dWx[idx] += dA2`\n"
+             "Code: `db = dA2.sum(axis=0)`.\n")
     found = [span for _, span in missing_quotes(stale, package_code())]
     assert found == ["np.multiply(da, dact[t], out=da)", "np.matmul(da, WhT, out=dh)",
-                     "gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)"]
+                     "gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)", "db = dA2.sum(axis=0)"]
     # comments and docstrings are not code: a quote must match an executable line
     assert code_text('def f():\n    """np.add(a, b, out=a)"""\n    y = 1  # np.tanh(y, out=y)\n') == "deff():y=1"
 

@@ -67,6 +67,44 @@ def _gate_shift(H: int, dtype: np.dtype) -> np.ndarray:
     return s
 
 
+@lru_cache(maxsize=64)
+def _gate_rows(H: int, N: int, dtype: np.dtype):
+    """s, shift and s^2 repeated on N rows, (N, 4H) each, read-only.
+
+    Elementwise operations between two contiguous (N, 4H) arrays run several times faster than broadcasting
+    a (4H,) row against one when H is small (NumPy then loops over N short rows).
+    """
+    s, shift = _gate_scale(H, dtype), _gate_shift(H, dtype)
+    rows = [np.tile(v, (N, 1)) for v in (s, shift, s * s)]
+    for r in rows:
+        r.flags.writeable = False
+    return tuple(rows)
+
+
+class Workspace:
+    """Buffers kept from one call to the next, so that a training loop does not allocate its big arrays anew.
+
+    Each fresh multi-megabyte ``np.empty`` is memory the operating system must map and zero page by page on
+    first touch; at the sine model's sizes that cost about a third of a training step. ``LSTMModel`` gives
+    every layer a Workspace; ``buffer(name, shape, dtype)`` returns the array kept under ``name`` (allocating
+    only when the shape or dtype changed), so an array handed out is overwritten by the next call. Without
+    a Workspace (``work=None``, the public functions) every call allocates fresh arrays.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def buffer(self, name, shape, dtype):
+        a = self._buffers.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._buffers[name] = np.empty(shape, dtype)
+        return a
+
+
+def _fresh(name, shape, dtype):
+    return np.empty(shape, dtype)
+
+
 class LSTMCache(NamedTuple):
     """What the forward pass hands to the backward pass (nothing is recomputed there).
 
@@ -87,30 +125,39 @@ class LSTMCache(NamedTuple):
     hs: np.ndarray
 
 
-def lstm_forward_tm(x, h0, c0, Wx, Wh, b):
+def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
     """Time-major forward pass of one LSTM layer (no validation; see ``lstm_forward``).
 
     x (T, N, D) floats, or (T, N) integer token ids (one-hot input done as a row gather of Wx, (E1));
     h0, c0 (N, H) or None for zeros; Wx (D, 4H); Wh (H, 4H); b (4H,).
+    work: an optional ``Workspace`` whose buffers hold the results (and are reused by its next call).
     Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
     """
+    new = _fresh if work is None else work.buffer
     T, N = x.shape[:2]
     H = Wh.shape[0]
     dt = Wh.dtype
     s, shift = _gate_scale(H, dt), _gate_shift(H, dt)
-    # (F1), input part for all T at once: one GEMM (T*N, D) @ (D, 4H), or a row gather for token ids (E1)
+    s_rows, shift_rows, _ = _gate_rows(H, N, dt)
+    # Pre-scale the weights by s for the one-tanh trick of (F2)-(F3). s is 1/2 or 1, so this is exact.
+    Wxs, bs, Whs = Wx * s, b * s, Wh * s
+    gates = new("gates", (T, N, 4 * H), dt)
+    flat = gates.reshape(T * N, 4 * H)
+    # (F1), input part for all T at once: a_t = (x_t Wx + b) s, written straight into the gates buffer
     if x.ndim == 2:
-        gates = Wx[x]
+        np.take(Wxs + bs, x.reshape(-1), axis=0, out=flat)  # (E1) one-hot input: gather rows of (Wx + b) s
     else:
-        gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)
-    gates += b
-    gates *= s  # pre-scale for the one-tanh trick of (F2)-(F3)
-    Whs = Wh * s
-    hs = np.empty((T + 1, N, H), dt)
-    cs = np.empty((T + 1, N, H), dt)
+        x2 = x.reshape(T * N, -1)
+        if x2.shape[1] == 1:
+            np.multiply(x2, Wxs, out=flat)  # (F1) D = 1: an outer product (BLAS is ~4x slower at K = 1)
+        else:
+            np.matmul(x2, Wxs, out=flat)  # (F1) one GEMM (T*N, D) @ (D, 4H)
+        np.add(flat, bs, out=flat)  # (F1) + b
+    hs = new("hs", (T + 1, N, H), dt)
+    cs = new("cs", (T + 1, N, H), dt)
     hs[0] = 0.0 if h0 is None else h0
     cs[0] = 0.0 if c0 is None else c0
-    tcs = np.empty((T, N, H), dt)
+    tcs = new("tcs", (T, N, H), dt)
     rec = np.empty((N, 4 * H), dt)
     ig = np.empty((N, H), dt)
     for t in range(T):
@@ -118,8 +165,8 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b):
         np.matmul(hs[t], Whs, out=rec)  # (F1) recurrent part: all four gates in one GEMM
         np.add(a, rec, out=a)  # (F1) a_t = x_t Wx + h_{t-1} Wh + b   (times s)
         np.tanh(a, out=a)  # (F2) i, f, o = sigmoid(.); (F3) g = tanh(.)
-        np.multiply(a, s, out=a)  # (F2)
-        np.add(a, shift, out=a)  # (F2)
+        np.multiply(a, s_rows, out=a)  # (F2)
+        np.add(a, shift_rows, out=a)  # (F2)
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         np.multiply(f, cs[t], out=cs[t + 1])  # (F4) c_t = f * c_{t-1} ...
         np.multiply(i, g, out=ig)  # (F4)           ... + i * g
@@ -130,52 +177,73 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b):
     return hs[1:], (hs[T], cs[T]), cache
 
 
-def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True):
+def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None):
     """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
 
-    dhs (T, N, H) upstream gradient into every h_t; dhT, dcT (N, H) into the final state, or None.
+    dhs (T, N, H) upstream gradient into every h_t, or None when nothing flows in from above (a head that
+    reads only h_T passes its gradient as dhT instead); dhT, dcT (N, H) into the final state, or None.
     Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
-    dWh (H, 4H), db (4H,). Derivation: derivations/03_backward.md.
+    dWh (H, 4H), db (4H,); dx lives in ``work`` when one is given. Derivation: derivations/03_backward.md.
     """
+    new = _fresh if work is None else work.buffer
     x, Wx, Wh, gates, cs, tcs, hs = cache
     T, N, H4 = gates.shape
     H = H4 // 4
     dt = gates.dtype
-    # Local derivatives of the gate nonlinearities, all T at once, from the activations forward kept:
-    dact = gates * (1.0 - gates)  # (B8) sigmoid'(a) = s (1 - s)  for the i, f, o blocks
-    gblk = gates[:, :, 2 * H : 3 * H]
-    np.multiply(gblk, gblk, out=dact[:, :, 2 * H : 3 * H])
-    np.subtract(1.0, dact[:, :, 2 * H : 3 * H], out=dact[:, :, 2 * H : 3 * H])  # (B9) tanh' = 1 - g^2
-    dtanhc = gates[:, :, 3 * H :] * (1.0 - tcs * tcs)  # (B2) factor o_t * (1 - tanh^2 c_t)
+    i, f, g, o = (gates[:, :, k * H : (k + 1) * H] for k in range(4))  # (T, N, H) views of the activations
+    _, shift_rows, s2_rows = _gate_rows(H, N, dt)
+    # dA will hold dL/da_t for every t: the one array all weight gradients come from. Before the loop it
+    # holds, for all T at once, everything in (B3)-(B9) that does not depend on dc_t or dh_t; step t then multiplies
+    # dA[t] in place by dc_t (i, f, g blocks) or dh_t (o block).
+    # First the derivative of each activation y with respect to its pre-activation, all four blocks in three
+    # whole-array operations: with y = s tanh(s a) + shift (the one-tanh form of (F2)-(F3)),
+    # dy/da = s^2 - (y - shift)^2, which is y (1 - y) on the i, f, o blocks and 1 - y^2 on the g block.
+    dA = np.subtract(gates, shift_rows, out=new("dA", gates.shape, dt))  # (B8), (B9)
+    np.multiply(dA, dA, out=dA)  # (B8), (B9)
+    np.subtract(s2_rows, dA, out=dA)  # (B8) sigmoid' = y (1 - y); (B9) tanh' = 1 - y^2
+    np.multiply(dA[:, :, :H], g, out=dA[:, :, :H])  # (B4) di_t = dc_t g_t        (times i' from (B8))
+    np.multiply(dA[:, :, H : 2 * H], cs[:-1], out=dA[:, :, H : 2 * H])  # (B5) df_t = dc_t c_{t-1}
+    np.multiply(dA[:, :, 2 * H : 3 * H], i, out=dA[:, :, 2 * H : 3 * H])  # (B6) dg_t = dc_t i_t   (times g')
+    np.multiply(dA[:, :, 3 * H :], tcs, out=dA[:, :, 3 * H :])  # (B3) do_t = dh_t tanh(c_t)  (times o')
+    dtanhc = np.multiply(tcs, tcs, out=new("dtanhc", tcs.shape, dt))  # (B2) factor o_t * (1 - tanh^2 c_t), in place:
+    np.subtract(1.0, dtanhc, out=dtanhc)  # (B2)
+    np.multiply(dtanhc, o, out=dtanhc)  # (B2)
     WhT = np.ascontiguousarray(Wh.T)
-    dA = np.empty_like(gates)  # dL/da_t for every t: the one array all weight gradients come from
+    dA_ifg = dA[:, :, : 3 * H].reshape(T, N, 3, H)  # a view with the i, f, g blocks on their own axis
     dh = np.zeros((N, H), dt) if dhT is None else np.array(dhT, dtype=dt)
     dc = np.zeros((N, H), dt) if dcT is None else np.array(dcT, dtype=dt)
+    dc_b = dc.reshape(N, 1, H)  # a view of dc that broadcasts over the three blocks i, f, g
     tmp = np.empty((N, H), dt)
     for t in range(T - 1, -1, -1):
-        da, gt = dA[t], gates[t]
-        np.add(dh, dhs[t], out=dh)  # (B1) dh_t = dhs_t (from above) + dh_t (from step t+1)
+        if dhs is not None:
+            np.add(dh, dhs[t], out=dh)  # (B1) dh_t = dhs_t (from above) + dh_t (from step t+1)
         np.multiply(dh, dtanhc[t], out=tmp)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
         np.add(dc, tmp, out=dc)  # (B2)
-        np.multiply(dh, tcs[t], out=da[:, 3 * H :])  # (B3) do_t = dh_t tanh(c_t)
-        np.multiply(dc, gt[:, 2 * H : 3 * H], out=da[:, :H])  # (B4) di_t = dc_t g_t
-        np.multiply(dc, cs[t], out=da[:, H : 2 * H])  # (B5) df_t = dc_t c_{t-1}
-        np.multiply(dc, gt[:, :H], out=da[:, 2 * H : 3 * H])  # (B6) dg_t = dc_t i_t
-        np.multiply(dc, gt[:, H : 2 * H], out=dc)  # (B7) dc_{t-1} = dc_t f_t
-        np.multiply(da, dact[t], out=da)  # (B8), (B9) through the nonlinearities
-        np.matmul(da, WhT, out=dh)  # (B10) dh_{t-1} = da_t Wh^T
+        np.multiply(dh, dA[t, :, 3 * H :], out=dA[t, :, 3 * H :])  # (B3), (B8) do_t, through o's sigmoid
+        np.multiply(dc_b, dA_ifg[t], out=dA_ifg[t])  # (B4)-(B6), (B8), (B9) di_t, df_t, dg_t in one multiply
+        np.multiply(dc, f[t], out=dc)  # (B7) dc_{t-1} = dc_t f_t
+        np.matmul(dA[t], WhT, out=dh)  # (B10) dh_{t-1} = da_t Wh^T
     dA2 = dA.reshape(T * N, H4)
     dx = None
     if x.ndim == 2:
-        dWx = np.zeros_like(Wx)
-        np.add.at(dWx, x.reshape(-1), dA2)  # (E2) scatter-add: the gather's gradient
+        V = Wx.shape[0]
+        if V <= 512:
+            # (E2) dWx[v] = sum of the rows of dA whose token is v, as the GEMM onehot(x)^T dA: for small
+            # vocabularies BLAS does this several times faster than np.add.at's scatter.
+            onehot = new("onehot", (T * N, V), dt)
+            onehot.fill(0.0)
+            onehot[np.arange(T * N), x.reshape(-1)] = 1.0
+            dWx = onehot.T @ dA2  # (E2)
+        else:
+            dWx = np.zeros_like(Wx)
+            np.add.at(dWx, x.reshape(-1), dA2)  # (E2) scatter-add: the gather's gradient
     else:
         x2 = x.reshape(T * N, -1)
         if need_dx:
-            dx = (dA2 @ Wx.T).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
+            dx = np.matmul(dA2, Wx.T, out=new("dx", (T * N, Wx.shape[0]), dt)).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
         dWx = x2.T @ dA2  # (B12) dWx = sum_t x_t^T da_t, one GEMM
     dWh = hs[:-1].reshape(T * N, H).T @ dA2  # (B13) dWh = sum_t h_{t-1}^T da_t, one GEMM
-    db = dA2.sum(axis=0)  # (B14) db = sum_t sum_n da_t
+    db = np.ones(T * N, dt) @ dA2  # (B14) db = sum_t sum_n da_t  (as a GEMV: 4x faster than .sum(axis=0))
     return dx, dh, dc, dWx, dWh, db
 
 

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from . import _checks as chk
-from .layers import lstm_backward_tm, lstm_forward_tm
+from .layers import Workspace, lstm_backward_tm, lstm_forward_tm
 from .losses import mse, softmax_ce
 
 HEADS = ("last", "all")
@@ -64,6 +64,8 @@ class LSTMModel:
         self.dtype = chk.resolve_dtype(dtype)
         self.rng = np.random.default_rng(seed)
         self.params = self._init_params()
+        # One Workspace per layer: the big forward/backward buffers are reused from call to call.
+        self._work = [Workspace() for _ in range(self.num_layers)]
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -197,7 +199,7 @@ class LSTMModel:
         for l in range(L):
             h0, c0 = (None, None) if state is None else (state[l, 1], state[l, 0])
             hs, (hT, cT), cache = lstm_forward_tm(inp, h0, c0, P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"],
-                                                  P[f"lstm.{l}.b"])
+                                                  P[f"lstm.{l}.b"], work=self._work[l])
             new_state[l, 0], new_state[l, 1] = cT, hT
             caches.append(cache)
             inp = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
@@ -277,21 +279,23 @@ class LSTMModel:
         grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
         grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
         dhidden = dy2 @ P["head.W"].T  # (H4) dh = dy W^T
-        if self.head == "last":
-            dtop = np.zeros((T, N, H), self.dtype)
-            dtop[-1] = dhidden
-        else:
-            dtop = dhidden.reshape(T, N, H)
+        # dtop: dL/dh_t of the layer being back-propagated, (T, N, H). Head "last" reads only h_T, so the top
+        # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
+        dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dstate = np.empty((L, 2, N, H), self.dtype)
         for l in range(L - 1, -1, -1):
-            if masks is not None:
+            if masks is not None and dtop is not None:
                 dtop = dtop * masks[l]  # (D2) dh = dy * m
-            dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dtop, caches[l], need_dx=(l > 0 or input_grads))
+            elif masks is not None:
+                dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
+            dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dtop, caches[l], dhT=dlast,
+                                                          need_dx=(l > 0 or input_grads), work=self._work[l])
+            dlast = None
             grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = dWx, dWh, db
             dstate[l, 0], dstate[l, 1] = dc0, dh0
             dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs
         grads = {k: grads[k] for k in P}  # same order as params
         if input_grads:
-            dxin = None if dtop is None else dtop.transpose(1, 0, 2)
+            dxin = None if dtop is None else dtop.transpose(1, 0, 2).copy()  # not the workspace's buffer
             return loss, grads, new_state, {"x": dxin, "state": dstate}
         return loss, grads, new_state

@@ -5,12 +5,18 @@
 * The public layer functions name the files that derive them.
 * The worked example of derivations/09_worked_example.md: its tables are parsed from the Markdown and every
   printed number is checked against numpylstm and against an independent scalar computation (math only).
+* Quoted code: every inline code span of the derivations that quotes a line of numpylstm (a NumPy call, an
+  ``out=`` argument, a matrix product ``@`` or an assignment) occurs verbatim, up to whitespace, in numpylstm/*.py, and the
+  line-by-line tables list their lines in the order the code runs them.
 """
 
 from __future__ import annotations
 
+import ast
+import io
 import math
 import re
+import tokenize
 from collections import Counter
 from pathlib import Path
 
@@ -136,6 +142,137 @@ def test_docstrings_name_their_derivation(func, doc):
     assert doc in (func.__doc__ or ""), f"{func.__name__}'s docstring should point to {doc}"
     assert (ROOT / doc).is_file(), f"{doc} named in {func.__name__}'s docstring does not exist"
     assert getattr(numpylstm, func.__name__) is func
+
+
+# ----------------------------------------------------------------------------------------- quoted code
+
+FENCE_RE = re.compile(r"^```.*?^```", flags=re.S | re.M)
+SPAN_RE = re.compile(r"`([^`\n]+)`")
+# What makes an inline span a quote of numpylstm's code rather than a name, a shape or TF-1 code: a NumPy
+# call, an out= argument, a matrix product, or an assignment whose right side is not a literal (so
+# `db = dA2.sum(axis=0)` counts, `lstm_size = 20` and `x = [[[0.5], [-1.0]]]` do not).
+QUOTE_RE = re.compile(r"""np\.[\w.]+\(|\bout=|\s@\s|^[\w\s,\[\]:]+\s=\s+(?![\d\[\-"'])""")
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def code_text(source: str) -> str:
+    """The executable part of a Python source, whitespace removed: no comments, no docstrings."""
+    kept, prev = [], tokenize.NEWLINE
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            continue
+        if tok.type == tokenize.STRING and prev in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT,
+                                                    tokenize.DEDENT):
+            continue  # a string that starts a statement: a docstring
+        if tok.type not in (tokenize.NL, tokenize.COMMENT):
+            prev = tok.type
+        kept.append(tok.string)
+    return _squeeze("".join(kept))
+
+
+def package_code() -> dict[str, str]:
+    files = sorted(PKG.glob("*.py"))
+    assert files, f"no Python files in {PKG}"
+    return {path.name: code_text(path.read_text(encoding="utf-8")) for path in files}
+
+
+def inline_spans(text: str):
+    """(line number, span) for every inline code span outside fenced blocks."""
+    text = FENCE_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for span in SPAN_RE.findall(line):
+            yield lineno, span
+
+
+def code_quotes(text: str):
+    return [(lineno, span) for lineno, span in inline_spans(text) if QUOTE_RE.search(span)]
+
+
+def missing_quotes(text: str, code: dict[str, str]):
+    return [(lineno, span) for lineno, span in code_quotes(text)
+            if not any(_squeeze(span) in src for src in code.values())]
+
+
+def test_quoted_code_exists_verbatim():
+    code, bad, n = package_code(), [], 0
+    for path in _md_files():
+        text = path.read_text(encoding="utf-8")
+        n += len(code_quotes(text))
+        bad += [f"{path.name}:{lineno}: {span}" for lineno, span in missing_quotes(text, code)]
+    assert n >= 30, f"only {n} quoted code spans found in derivations/*.md: is QUOTE_RE still right?"
+    assert not bad, "code quoted in derivations/ but not found in numpylstm/*.py:\n" + "\n".join(bad)
+
+
+def test_quote_check_catches_stale_quotes():
+    """Lines of the first layers.py that the derivations used to quote must be reported missing."""
+    stale = ("| `np.multiply(da, dact[t], out=da)` | (B8), (B9) | `da` $= \\delta a_t$ |\n"
+             "Code: `np.matmul(da, WhT, out=dh)` and `gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)`\n"
+             "```python\nnp.multiply(a, b, out=c)  # fenced blocks are not inline quotes\n```\n"
+             "`np.add(dh, dhs[t], out=dh)`, `dhs`, `hs[t]`, `lstm_size = 20`, `dWx[idx] += dA2`\n"
+             "Code: `db = dA2.sum(axis=0)`.\n")
+    found = [span for _, span in missing_quotes(stale, package_code())]
+    assert found == ["np.multiply(da, dact[t], out=da)", "np.matmul(da, WhT, out=dh)",
+                     "gates = (x.reshape(T * N, -1) @ Wx).reshape(T, N, 4 * H)", "db = dA2.sum(axis=0)"]
+    # comments and docstrings are not code: a quote must match an executable line
+    assert code_text('def f():\n    """np.add(a, b, out=a)"""\n    y = 1  # np.tanh(y, out=y)\n') == "deff():y=1"
+
+
+def code_tables(text: str):
+    """[[(line number, [code spans of the first column]), ...]] for each table whose first header cell is code..."""
+    tables, rows, in_table = [], None, False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells is None:
+            in_table = False
+            continue
+        if not in_table:
+            in_table, rows = True, None
+            if cells[0].startswith("code"):
+                rows = []
+                tables.append(rows)
+            continue
+        if rows is not None and not set(cells[0]) <= set("-: "):
+            rows.append((lineno, SPAN_RE.findall(cells[0])))
+    return tables
+
+
+def test_code_tables_follow_the_code_order():
+    """Each line-by-line table quotes lines of layers.py (all its code spans, not only NumPy calls), in the
+    order they run."""
+    src = code_text((PKG / "layers.py").read_text(encoding="utf-8"))
+    n_tables, bad = 0, []
+    for path in _md_files():
+        for rows in code_tables(path.read_text(encoding="utf-8")):
+            n_tables += 1
+            pos = 0
+            for lineno, spans in rows:
+                for span in spans:
+                    at = src.find(_squeeze(span), pos)
+                    if at < 0:
+                        bad.append(f"{path.name}:{lineno}: {span} (not in layers.py after the previous row)")
+                    else:
+                        pos = at + len(_squeeze(span))
+    assert n_tables >= 3, f"expected the forward table and the two backward tables, found {n_tables}"
+    assert not bad, "line-by-line tables out of the code's order:\n" + "\n".join(bad)
+
+
+def test_gradcheck_demo_patches_existing_lines():
+    """derivations/scripts/gradcheck_demo.py breaks lstm_backward_tm by replacing lines that must exist."""
+    import inspect
+
+    from numpylstm import layers
+
+    script = (DERIV / "scripts" / "gradcheck_demo.py").read_text(encoding="utf-8")
+    calls = [node for node in ast.walk(ast.parse(script))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "patched_backward"]
+    assert len(calls) >= 2
+    src = inspect.getsource(layers.lstm_backward_tm)
+    for call in calls:
+        old = ast.literal_eval(call.args[0])
+        assert src.count(old) == 1, f"gradcheck_demo.py patches a line lstm_backward_tm no longer has: {old}"
 
 
 # -------------------------------------------------------------------------------------- worked example

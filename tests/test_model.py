@@ -229,3 +229,26 @@ def test_bad_token_inputs(rng):
         model.loss_and_grads(np.array([[0, 1]]), np.array([[0, 7]]))
     with pytest.raises(ValueError, match="y must hold integer"):
         model.loss_and_grads(np.array([[0, 1]]), np.array([[0.0, 1.0]]))
+
+
+def test_reused_workspaces_never_change_returned_arrays(rng):
+    """The model reuses its big buffers between calls; nothing it returned may change afterwards."""
+    model = LSTMModel(3, 4, 2, num_layers=2, dropout=0.2, head="all", seed=0)
+    x1, y1 = rng.standard_normal((3, 5, 3)), rng.standard_normal((3, 5, 2))
+    masks = model.make_masks(3, 5)
+    out1 = model.loss_and_grads(x1, y1, masks=masks, input_grads=True)
+    keep = (out1[0], {k: v.copy() for k, v in out1[1].items()}, out1[2].copy(), out1[3]["x"].copy())
+    yhat, st = model.forward(x1)
+    yhat_copy, st_copy = yhat.copy(), st.copy()
+    model.loss_and_grads(rng.standard_normal((3, 5, 3)), rng.standard_normal((3, 5, 2)), input_grads=True)
+    model.forward(rng.standard_normal((2, 7, 3)))  # other shapes: buffers re-made
+    for k in keep[1]:
+        np.testing.assert_array_equal(out1[1][k], keep[1][k])
+    np.testing.assert_array_equal(out1[2], keep[2])
+    np.testing.assert_array_equal(out1[3]["x"], keep[3])
+    np.testing.assert_array_equal(yhat, yhat_copy)
+    np.testing.assert_array_equal(st, st_copy)
+    again = model.loss_and_grads(x1, y1, masks=masks, input_grads=True)
+    assert again[0] == keep[0]
+    for k in keep[1]:
+        np.testing.assert_array_equal(again[1][k], keep[1][k])

@@ -86,7 +86,7 @@ if __name__ == "__main__":
         print(f"  eps {eps:.0e}: max rel {mx:.1e}  median rel {med:.1e}")
 
     broken = {
-        "missing (B7)": patched_backward("np.multiply(dc, gt[:, H : 2 * H], out=dc)", "dc.fill(0.0)"),
+        "missing (B7)": patched_backward("np.multiply(dc, f[t], out=dc)", "dc.fill(0.0)"),
         "(B10) with scaled Wh": patched_backward(
             "WhT = np.ascontiguousarray(Wh.T)", "WhT = np.ascontiguousarray((Wh * _gate_scale(H, dt)).T)"),
     }

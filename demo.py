@@ -3,6 +3,9 @@
 
     python demo.py [sine] [flags]   train the sine predictor of the TF-1 tutorial (the default command)
     python demo.py sine --help      every flag, explained
+    python demo.py sine --stateful  the same curve in Anna's format: (n_seqs, n_steps) batches, state carried
+    python demo.py chars --text anna.txt --minutes 10    a character-level LSTM (Udacity's Anna KaRNNa)
+    python demo.py sample --checkpoint runs/chars/chars.npz --prime "Far"    text from a trained char model
 
 Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
 running it. To add a command, write those two functions and register them there.

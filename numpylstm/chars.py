@@ -40,8 +40,9 @@ class CharSettings:
     """Everything that determines a char-RNN run (stored in its checkpoints).
 
     Defaults: Udacity's 2 layers, Adam and global-norm clip 5, sized by measurement for 10 minutes on two
-    shared CPU cores, float32 with one BLAS thread (5x faster than two threads when the cores are shared):
-    - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 43k, 192: 26k, 256: 16k chars/s);
+    shared CPU cores, float32 (2.2x the chars/s of float64) with one BLAS thread (on an idle machine two
+    threads are 1.6x faster, on a busy one 5x slower):
+    - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 59k, 192: 29k, 256: 18k chars/s);
       run side by side for the same minutes, 2 x 192 beat 2 x 256 (1.45 vs 1.51 nats/char after 6 minutes).
     - n_seqs 32 x n_steps 50: the same chars/s as 32 x 100 but twice the updates per character read.
     - lr 4e-3 with a cosine down to 5% of it by the end of the budget: 1.31 after 10 minutes against 1.38

@@ -39,7 +39,10 @@ def predict_test(model, test_seq, timesteps):
 
 
 def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None):
-    """Curves, model and stateful trainer for settings ``s``. Returns (test_t, test_seq, model, trainer, K = batches per epoch)."""
+    """Curves, model and stateful trainer for settings ``s``.
+
+    Returns (test_t, test_seq, model, trainer, K) with K the number of batches per epoch.
+    """
     s.check()
     (_, train_seq), (test_t, test_seq) = sine_curves(s.training_examples, s.testing_examples, s.sample_gap,
                                                      s.timesteps)

@@ -6,9 +6,10 @@ The pieces of the Udacity char-RNN, rebuilt on ``LSTMModel``:
   model's (N, T) token input, a row gather of Wx), ``decode`` turns ids back. It is saved with a checkpoint
   as a plain int32 array of code points (``to_array`` / ``from_array``), so no pickle is ever needed.
 - ``split``: the last 10% of the text is the validation set.
-- ``Windows`` / ``batches``: the encoded text cut to a multiple of ``n_seqs * n_steps``, reshaped to ``(n_seqs, -1)`` and
-  walked left to right in windows of ``n_steps``. Row r of one batch continues row r of the previous one, so
-  the final state of a batch is the right initial state of the next (stateful truncated BPTT). Targets are
+- ``Windows`` / ``batches``: the encoded text cut to a multiple of ``n_seqs * n_steps``, reshaped to
+  ``(n_seqs, -1)`` and walked left to right in windows of ``n_steps``. Row r of one batch continues row r
+  of the previous one, so the final state of a batch is the right initial state of the next (stateful
+  truncated BPTT). Targets are
   the inputs shifted by one character, and the last target of a row is the true next character of the
   text, never an invented one (which is why the cut keeps one character more than ``n_seqs * n_steps * K``).
 - ``evaluate``: mean loss over a whole sequence, walked the same way with the state carried (nats per

@@ -119,6 +119,11 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
         except OSError:
             pass
         raise
+    for stale in folder.glob(f".{path.name}.*.tmp"):  # left by a save that was killed before its rename
+        try:
+            stale.unlink()
+        except OSError:
+            pass
     try:  # make the rename itself durable; not possible on every platform
         dfd = os.open(folder, os.O_RDONLY)
         try:

@@ -282,19 +282,26 @@ def clip_grad_norm(grads, max_norm: float) -> float:
     (``Optimizer.step`` itself refuses non-finite gradients).
     """
     max_norm = _positive_finite("max_norm", max_norm)
-    if not isinstance(grads, Mapping):
-        raise ValueError(f"grads must be a dict of str -> np.ndarray; got {type(grads).__name__}")
-    for k, g in grads.items():
-        if not isinstance(g, np.ndarray) or g.dtype not in _FLOATS:
-            what = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
-            raise ValueError(f"grads[{k!r}] must be a float32 or float64 np.ndarray; got {what}")
-    sq = 0.0
-    for g in grads.values():
-        flat = g.reshape(-1)
-        sq += float(np.einsum("i,i->", flat, flat, dtype=np.float64))  # (O6) ||g||^2, summed over arrays
-    n = math.sqrt(sq)  # (O6) n = sqrt(sum ||g||^2)
+    n = global_norm(grads)
     if math.isfinite(n) and n > max_norm:
         scale = max_norm / n  # (O6)
         for g in grads.values():
             np.multiply(g, scale, out=g)  # (O6) g <- g * max_norm / n
     return n
+
+
+def global_norm(grads) -> float:
+    """The global L2 norm sqrt(sum_k ||grads[k]||^2) of a dict of float arrays, accumulated in float64.
+
+    inf or nan when a gradient is not finite (no error: that is how a training loop detects divergence).
+    """
+    if not isinstance(grads, Mapping):
+        raise ValueError(f"grads must be a dict of str -> np.ndarray; got {type(grads).__name__}")
+    sq = 0.0
+    for k, g in grads.items():
+        if not isinstance(g, np.ndarray) or g.dtype not in _FLOATS:
+            what = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
+            raise ValueError(f"grads[{k!r}] must be a float32 or float64 np.ndarray; got {what}")
+        flat = g.reshape(-1)
+        sq += float(np.einsum("i,i->", flat, flat, dtype=np.float64))  # (O6) ||g||^2, summed over arrays
+    return math.sqrt(sq)  # (O6) n = sqrt(sum ||g||^2)

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import _checks as chk
 from .checkpoint import load_checkpoint, save_checkpoint
-from .optim import clip_grad_norm
+from .optim import clip_grad_norm, global_norm
 
 __all__ = ["constant_lr", "warmup_cosine", "Progress", "Trainer", "TrainResult", "TrainingDiverged",
            "format_seconds"]
@@ -372,8 +372,10 @@ class Trainer:
                         raise self._diverged(step, "loss", loss, lr)
                     if self.clip_norm is not None:
                         norm = clip_grad_norm(grads, self.clip_norm)
-                        if not math.isfinite(norm):
-                            raise self._diverged(step, "gradient norm", norm, lr)
+                    else:
+                        norm = global_norm(grads)
+                    if not math.isfinite(norm):
+                        raise self._diverged(step, "gradient norm", norm, lr)
                     opt.step(grads)
                     if self.stateful:
                         self.state = new_state

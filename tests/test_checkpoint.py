@@ -120,3 +120,15 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path):
     assert read_checkpoint(path).step == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
     assert zipfile.is_zipfile(path)
+
+
+def test_a_save_removes_temp_files_left_by_a_killed_save(tmp_path):
+    model = LSTMModel(1, 3, 1, seed=0)
+    path = tmp_path / "run.npz"
+    stale = tmp_path / ".run.npz.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".other.npz.abc123.tmp"  # another checkpoint's temp file is not ours to delete
+    other.write_bytes(b"x")
+    save_checkpoint(path, model, step=1)
+    assert not stale.exists() and other.exists()
+    assert read_checkpoint(path).step == 1

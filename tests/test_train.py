@@ -178,3 +178,26 @@ def test_eval_runs_every_eval_every_steps_and_after_the_last_one():
     d, model, tr = _setup(steps=25, eval_fn=lambda m: {"n": 1.0}, eval_every=10)
     tr.run()
     assert [s for s, _ in tr.evals] == [10, 20, 25]
+
+
+class _InfGradAt(LSTMModel):
+    """A model whose gradients (not its loss) become infinite at step 3."""
+
+    calls = 0
+
+    def loss_and_grads(self, *a, **k):
+        loss, grads, state = super().loss_and_grads(*a, **k)
+        type(self).calls += 1
+        if type(self).calls == 4:
+            grads["head.b"][...] = np.inf
+        return loss, grads, state
+
+
+def test_infinite_gradient_stops_training_even_without_clipping():
+    d = sine_data(training_examples=100, testing_examples=10, timesteps=4)
+    model = _InfGradAt(1, 4, 1, seed=0)
+    tr = Trainer(model, Adam(model.params, lr=1e-2), BatchSampler(d.train_x, d.train_y, 8), 20, clip_norm=None,
+                 progress=Progress(20, enabled=False))
+    with pytest.raises(TrainingDiverged, match="step 4: the gradient norm is inf"):
+        tr.run()
+    assert tr.step == 3 and all(np.isfinite(p).all() for p in model.params.values())

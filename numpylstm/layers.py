@@ -67,15 +67,20 @@ def _gate_shift(H: int, dtype: np.dtype) -> np.ndarray:
     return s
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _gate_rows(H: int, N: int, dtype: np.dtype):
-    """s, shift and s^2 repeated on N rows, (N, 4H) each, read-only.
+    """s, shift and s^2 as (N, 4H) arrays, read-only.
 
     Elementwise operations between two contiguous (N, 4H) arrays run several times faster than broadcasting
-    a (4H,) row against one when H is small (NumPy then loops over N short rows).
+    a (4H,) row against one when H is small (NumPy then loops over N short rows), so small blocks get real
+    copies on N rows; large blocks (where the per-row cost no longer matters) get zero-copy broadcast views,
+    so the cache never holds more than a few MB.
     """
     s, shift = _gate_scale(H, dtype), _gate_shift(H, dtype)
-    rows = [np.tile(v, (N, 1)) for v in (s, shift, s * s)]
+    if N * 4 * H <= 1 << 16:
+        rows = [np.tile(v, (N, 1)) for v in (s, shift, s * s)]
+    else:
+        rows = [np.broadcast_to(v, (N, 4 * H)) for v in (s, shift, s * s)]
     for r in rows:
         r.flags.writeable = False
     return tuple(rows)
@@ -273,6 +278,8 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     Returns:
         hs: (N, T, H) the hidden state at every timestep (TF's ``outputs``; ``hs[:, -1]`` is hT),
         (hT, cT): the final state, each (N, H),
+            all three read-only views of the cache (copy them to modify: ``hs * mask`` is fine, ``hs *= mask``
+            is refused, since it would change what ``lstm_backward`` computes),
         cache: everything ``lstm_backward`` needs.
 
     Computation in the dtype of Wh (float32 or float64). Equations (F1)-(F5), derived in
@@ -286,8 +293,11 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     if c0 is not None:
         c0 = chk.array("c0", c0, "NH", (N, H), dt)
     xt = np.ascontiguousarray(x.transpose(1, 0, 2))
-    hs, state, cache = lstm_forward_tm(xt, h0, c0, Wx, Wh, b)
-    return hs.transpose(1, 0, 2), state, cache
+    hs, (hT, cT), cache = lstm_forward_tm(xt, h0, c0, Wx, Wh, b)
+    out = hs.transpose(1, 0, 2), hT, cT
+    for a in out:  # views of the cache: writing into them would silently change lstm_backward's result
+        a.flags.writeable = False
+    return out[0], (hT, cT), cache
 
 
 def lstm_backward(dhs, cache: LSTMCache, dhT=None, dcT=None):

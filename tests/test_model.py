@@ -252,3 +252,30 @@ def test_reused_workspaces_never_change_returned_arrays(rng):
     assert again[0] == keep[0]
     for k in keep[1]:
         np.testing.assert_array_equal(again[1][k], keep[1][k])
+
+
+def test_large_vocabulary_scatter_path_equals_one_hot_input(rng):
+    """V > 512 takes the np.add.at branch of (E2); repeated ids must accumulate, not overwrite."""
+    V, N, T = 600, 4, 6
+    model = LSTMModel(V, 3, 5, head="all", loss="softmax_ce", seed=4)
+    ids = rng.integers(0, 8, (N, T))  # few distinct ids: many repeats
+    y = rng.integers(0, 5, (N, T))
+    l1, g1, _ = model.loss_and_grads(ids, y)
+    l2, g2, _ = model.loss_and_grads(np.eye(V)[ids], y)
+    assert l1 == pytest.approx(l2, rel=1e-13)
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=0, atol=1e-13, err_msg=k)
+    assert np.count_nonzero(np.abs(g1["lstm.0.Wx"]).sum(axis=1)) == len(np.unique(ids))
+
+
+def test_public_forward_outputs_are_read_only_views_of_the_cache(rng):
+    from numpylstm import lstm_forward
+
+    x = rng.standard_normal((2, 3, 4))
+    Wx, Wh, b = rng.standard_normal((4, 8)), rng.standard_normal((2, 8)), np.zeros(8)
+    hs, (hT, cT), cache = lstm_forward(x, None, None, Wx, Wh, b)
+    for a in (hs, hT, cT):
+        with pytest.raises(ValueError, match="read-only"):
+            a *= 2.0
+    masked = hs * 0.5  # a copy is fine
+    assert masked.flags.writeable

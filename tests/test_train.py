@@ -108,11 +108,12 @@ def test_ctrl_c_finishes_the_step_saves_and_returns(tmp_path):
 
     tr = Trainer(model, Adam(model.params), batches, 50, interrupt_path=tmp_path / "int.npz",
                  progress=Progress(50, enabled=False))
+    before = signal.getsignal(signal.SIGINT)  # not always default_int_handler: nohup/background runs ignore it
     res = tr.run()
     assert res.interrupted and res.step == 4 and res.checkpoint == tmp_path / "int.npz"
     from numpylstm.checkpoint import read_checkpoint
     assert read_checkpoint(tmp_path / "int.npz").step == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is restored
 
 
 def test_stateful_training_carries_and_resets_the_state():

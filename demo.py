@@ -24,6 +24,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 from dataclasses import fields, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -81,8 +82,12 @@ def _check_writable(parser, flag, path, folder=False):
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         parser.error(f"{flag} {path}: {ancestor} is a file, so the folder cannot be created")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        parser.error(f"{flag} {path}: no permission to write in {ancestor}")
+    try:  # os.access says yes to root everywhere, even in /proc: really create (and remove) a file there
+        fd, probe = tempfile.mkstemp(prefix=".numpylstm-probe.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        parser.error(f"{flag} {path}: cannot write in {ancestor} ({exc.strerror or exc})")
 
 
 def _existing_file(text):
@@ -134,12 +139,14 @@ def add_sine_flags(p):
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="FILE",
                    help="save the training state to FILE (.npz) every --checkpoint-every steps and at the end; "
-                        "Ctrl-C saves it too (without this flag, Ctrl-C saves to DIR/interrupted.npz)")
+                        "Ctrl-C saves it too (without this flag, Ctrl-C saves to DIR/interrupted.npz). "
+                        "With --resume, FILE defaults to the --resume file")
     g.add_argument("--checkpoint-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between checkpoints (default 500)")
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
                    help="continue the run saved in FILE with its settings; it ends with the same weights as "
-                        "an uninterrupted run. Run flags given with it must match the checkpoint's")
+                        "an uninterrupted run, and saves back into FILE unless --checkpoint names another file. "
+                        "Run flags given with it must match the checkpoint's")
     g.add_argument("--stop-at", type=_int(1), metavar="STEP",
                    help="train only up to this step (then evaluate, plot, save); resume later with --resume")
     g = p.add_argument_group("Anna format")
@@ -171,6 +178,8 @@ def run_sine_command(args, parser):
         parser.error(str(exc))
     if args.stop_at is not None and args.stop_at > settings.steps:
         parser.error(f"--stop-at {args.stop_at} is beyond --steps {settings.steps}")
+    if args.resume and not args.checkpoint:
+        args.checkpoint = args.resume  # otherwise the continued run would save nothing
     if args.checkpoint:
         _check_writable(parser, "--checkpoint", args.checkpoint)
     if args.stateful:
@@ -187,7 +196,7 @@ def run_sine_command(args, parser):
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         stop_at=args.stop_at, quiet=args.quiet)
-    except ValueError as exc:  # a checkpoint that does not fit, an unwritable path ...
+    except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
 
@@ -230,13 +239,14 @@ def add_chars_flags(p):
     g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between validation losses (default 500)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="runs/chars", metavar="DIR",
-                   help="folder for the checkpoint DIR/chars.npz and the plot DIR/loss.png (default runs/chars)")
+    g.add_argument("--out", metavar="DIR",
+                   help="folder for the checkpoint DIR/chars.npz and the plot DIR/loss.png (default runs/chars; "
+                        "with --resume, the folder of the --resume file)")
     g.add_argument("--checkpoint-every", type=_int(1), default=1000, metavar="STEPS",
                    help="steps between checkpoints, besides the one at the end and on Ctrl-C (default 1000)")
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
                    help="continue the run saved in FILE (its settings; --minutes/--epochs may set a new total "
-                        "budget); give the same --text")
+                        "budget); give the same --text. Without --out it saves into FILE's folder")
     g.add_argument("--no-plot", action="store_true", help="do not draw the loss plot (no matplotlib needed)")
     g.add_argument("--sample-length", type=_int(0), default=500, metavar="CHARS",
                    help="length of the sample printed at the end (default 500; 0: none)")
@@ -261,10 +271,12 @@ def run_chars_command(args, parser):
         if "minutes" not in given and "epochs" not in given:
             given["minutes"] = 10.0
         settings = replace(CharSettings(), **given)
-    _check_writable(parser, "--out", args.out, folder=True)
+    out = args.out or (Path(args.resume).parent if args.resume else "runs/chars")
+    _check_writable(parser, "--out", out, folder=True)
+    _check_writable(parser, f"--out {out}: the checkpoint", Path(out) / "chars.npz")
     try:
         settings.check()
-        return run_chars(settings, text_path=args.text, out=args.out, resume=args.resume,
+        return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
                          sample_length=args.sample_length, quiet=args.quiet)
     except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...

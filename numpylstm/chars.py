@@ -26,7 +26,8 @@ from .checkpoint import model_from_checkpoint, read_checkpoint
 from .model import LSTMModel
 from .optim import Adam
 from .text import Vocab, Windows, evaluate, sample, split
-from .train import Progress, Trainer, TrainingDiverged, format_seconds, warmup_cosine
+from .train import (Progress, Trainer, TrainingDiverged, format_seconds, save_failed_message,
+                    warmup_cosine)
 
 __all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]
 
@@ -274,6 +275,9 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         result = trainer.run(time_limit=None if clock is None else clock.remaining())
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:  # a checkpoint could not be written (disk full, permissions)
+        print(save_failed_message(exc, trainer, resume), file=sys.stderr, flush=True)
         return 1
     if result.interrupted:
         where = result.checkpoint or "nowhere"

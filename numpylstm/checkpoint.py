@@ -145,19 +145,20 @@ def read_checkpoint(path) -> Checkpoint:
 
     try:
         with open(path, "rb") as f:
-            z = np.load(f, allow_pickle=False)
-            if isinstance(z, np.lib.npyio.NpzFile):
-                with z:
+            head = f.read(4)
+            if head == b"PK\x03\x04":  # an .npz is a zip archive; anything else (text, a pickle, an .npy) must
+                # not reach np.load, whose loaders for other formats answer with irrelevant pickle advice
+                f.seek(0)
+                with np.load(f, allow_pickle=False) as z:
                     data = {k: z[k] for k in z.files}  # reading every member checks every CRC
-            else:
-                data = None  # a bare .npy array under an .npz name
     except ValueError as exc:  # includes "Object arrays cannot be loaded when allow_pickle=False"
         raise bad(f"cannot be read without pickle or is corrupt ({exc})") from exc
     except Exception as exc:  # any other damage: zipfile, struct, NotImplementedError (a flipped compression
         # method), RuntimeError (a flipped "encrypted" bit), OSError, MemoryError (an absurd array header) ...
         raise bad(f"not a readable .npz file, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
-    if data is None:
-        raise bad("it is a single .npy array, not an .npz archive (a foreign file?)")
+    if head != b"PK\x03\x04":
+        what = "it is a single .npy array" if head == b"\x93NUM" else "a foreign or corrupt file?"
+        raise bad(f"not an .npz (zip) archive ({what})")
     if not isinstance(data, dict) or "format_version" not in data or "meta" not in data:
         raise bad("it has no 'format_version' and 'meta' entries (a foreign .npz file?)")
     fv = data.pop("format_version")

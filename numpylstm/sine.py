@@ -19,7 +19,8 @@ from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from .model import LSTMModel
 from .optim import Adam
-from .train import Progress, Trainer, TrainingDiverged, format_seconds, warmup_cosine
+from .train import (Progress, Trainer, TrainingDiverged, format_seconds, save_failed_message,
+                    warmup_cosine)
 
 __all__ = ["SineSettings", "build", "run_sine", "settings_from_checkpoint", "rmse"]
 
@@ -61,6 +62,11 @@ class SineSettings:
                 f"the limit is {self.MAX_MEMORY / 1e9:.0f} GB: make them smaller")
         return self
 
+    @property
+    def warmup_steps(self) -> int:
+        """The warm-up actually used: ``warmup`` capped at steps - 1, so the schedule reaches its peak."""
+        return min(self.warmup, self.steps - 1)
+
     MAX_MEMORY = 8e9  # bytes; beyond this a typo (--timesteps 200000) would swap the machine to a halt
 
     def memory_bytes(self) -> float:
@@ -92,7 +98,7 @@ def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every
         return {"test RMSE": rmse(m.forward(data.test_x)[0], data.test_y)}
 
     trainer = Trainer(model, opt, BatchSampler(data.train_x, data.train_y, s.batch_size, s.seed), s.steps,
-                      schedule=warmup_cosine(s.lr, s.steps, min(s.warmup, s.steps - 1)), clip_norm=s.clip,
+                      schedule=warmup_cosine(s.lr, s.steps, s.warmup_steps), clip_norm=s.clip,
                       eval_fn=test_rmse,
                       eval_every=max(1, s.steps // 10), checkpoint_path=checkpoint_path,
                       checkpoint_every=checkpoint_every, interrupt_path=interrupt_path,
@@ -136,7 +142,8 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
 
     say(f"sine demo: {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
         f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}")
-    say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup} steps, then cosine decay), "
+    say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
+        f"decay), "
         f"gradient clipping at global norm {s.clip:g}")
     say(f"  data: train x {data.train_x.shape} y {data.train_y.shape}, test x {data.test_x.shape} "
         f"y {data.test_y.shape}; {model.num_params()} parameters")
@@ -154,9 +161,7 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except OSError as exc:  # a checkpoint could not be written (disk full, permissions): the old one is intact
-        kept = trainer.last_checkpoint or "none was written before"
-        print(f"error: could not write a checkpoint ({exc}); the previous checkpoint is intact: {kept}",
-              file=sys.stderr, flush=True)
+        print(save_failed_message(exc, trainer, resume), file=sys.stderr, flush=True)
         return 1
     if result.interrupted:
         where = result.checkpoint or "nowhere"

@@ -26,7 +26,8 @@ from .model import LSTMModel
 from .optim import Adam
 from .sine import SineSettings, rmse
 from .text import Windows
-from .train import Progress, Trainer, TrainingDiverged, format_seconds, warmup_cosine
+from .train import (Progress, Trainer, TrainingDiverged, format_seconds, save_failed_message,
+                    warmup_cosine)
 
 __all__ = ["build_stateful", "predict_test", "run_sine_stateful"]
 
@@ -59,7 +60,7 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
     def test_rmse(m):
         return {"test RMSE": rmse(predict_test(m, test_seq, s.timesteps), test_seq[s.timesteps :])}
 
-    trainer = Trainer(model, opt, batch, s.steps, schedule=warmup_cosine(s.lr, s.steps, min(s.warmup, s.steps - 1)),
+    trainer = Trainer(model, opt, batch, s.steps, schedule=warmup_cosine(s.lr, s.steps, s.warmup_steps),
                       clip_norm=s.clip, stateful=True, reset_state=lambda step: step % K == 0, eval_fn=test_rmse,
                       eval_every=max(1, s.steps // 10), checkpoint_path=checkpoint_path,
                       checkpoint_every=checkpoint_every, interrupt_path=interrupt_path,
@@ -80,7 +81,8 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
         f"{s.dtype}, seed {s.seed}")
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
-    say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup} steps, then cosine decay), "
+    say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
+        f"decay), "
         f"gradient clipping at global norm {s.clip:g}; {model.num_params()} parameters")
     if resume is not None:
         ck = trainer.resume(resume)
@@ -89,6 +91,9 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
         result = trainer.run(stop_at=stop_at)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:  # a checkpoint could not be written (disk full, permissions)
+        print(save_failed_message(exc, trainer, resume), file=sys.stderr, flush=True)
         return 1
     if result.interrupted:
         where = result.checkpoint or "nowhere"

@@ -185,6 +185,16 @@ class TrainingDiverged(RuntimeError):
         self.step, self.last_loss, self.checkpoint = step, last_loss, checkpoint
 
 
+def save_failed_message(exc: OSError, trainer, resumed=None) -> str:
+    """The one-line error for a checkpoint that could not be written (disk full, permissions ...).
+
+    Saves are atomic, so whatever was at the destination before is still there; say which file that is.
+    """
+    kept = trainer.last_checkpoint or resumed
+    where = f"the previous checkpoint {kept} is intact" if kept else "no checkpoint was written"
+    return f"error: could not write a checkpoint ({exc}); {where}"
+
+
 @dataclass
 class TrainResult:
     step: int  # completed steps in total (including those before a resume)

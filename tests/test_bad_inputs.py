@@ -197,6 +197,8 @@ CLI_CASES = [
     ("resume a folder", ["--resume", "adir"], r"--resume: no such file: adir"),
     ("resume foreign npz", ["--resume", "foreign.npz"], r"foreign\.npz is not a usable numpylstm checkpoint"),
     ("resume truncated", ["--resume", "truncated.npz"], r"truncated\.npz is not a usable numpylstm checkpoint"),
+    ("resume a text file", ["--resume", "afile"],
+     r"afile is not a usable numpylstm checkpoint: not an \.npz \(zip\) archive"),
     ("checkpoint is a folder", ["--checkpoint", "adir"], r"--checkpoint adir is a folder"),
     ("checkpoint under a file", ["--checkpoint", "afile/ck.npz"], r"--checkpoint afile/ck\.npz: afile is a file"),
     ("out is a file", ["--out", "afile"], r"--out afile is a file"),

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,37 @@ def test_default_text_and_help_say_where_anna_is(capsys):
     assert exc.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "eBook #1399" in help_text and "Garnett" in help_text and "anna.txt" in help_text
+
+
+def test_an_unwritable_chars_checkpoint_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    (tmp_path / "chars.npz").mkdir()  # DIR/chars.npz can never be written
+    monkeypatch.setattr(demo, "run_chars", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["chars", "--epochs", "1", "--out", str(tmp_path), *SMALL])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chars.npz is a folder" in err
+
+
+def test_a_failed_save_is_one_line_and_exit_1_in_chars_and_stateful_sine(trained, tmp_path, capsys, monkeypatch):
+    import numpylstm.train as train_module
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", full_disk)
+    path, _, _ = trained
+    assert demo.main(["chars", "--text", str(path), "--epochs", "1", "--out", str(tmp_path / "c"), "--quiet",
+                      *SMALL]) == 1
+    assert demo.main(["sine", "--stateful", "--steps", "3", "--lstm-size", "4", "--batch-size", "4", "--no-plot",
+                      "--quiet", "--checkpoint", str(tmp_path / "s.npz"), "--out", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("could not write a checkpoint" in e and "No space left" in e for e in err), err
+
+
+def test_chars_resume_without_out_saves_into_the_resumed_files_folder(trained, tmp_path, monkeypatch):
+    path, out, _ = trained
+    seen = {}
+    monkeypatch.setattr(demo, "run_chars", lambda *a, **k: seen.update(k) or 0)
+    assert demo.main(["chars", "--text", str(path), "--resume", str(out / "chars.npz")]) == 0
+    assert Path(seen["out"]) == out

@@ -132,3 +132,16 @@ def test_a_save_removes_temp_files_left_by_a_killed_save(tmp_path):
     save_checkpoint(path, model, step=1)
     assert not stale.exists() and other.exists()
     assert read_checkpoint(path).step == 1
+
+
+def test_a_file_that_is_not_a_zip_is_named_as_such_without_pickle_advice(tmp_path):
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ValueError, match=r"passwd is not a usable numpylstm checkpoint: not an \.npz \(zip\)") as e:
+        read_checkpoint(text)
+    assert "pickle" not in str(e.value)
+    npy = tmp_path / "a.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(ValueError, match=r"not an \.npz \(zip\) archive \(it is a single \.npy array\)"):
+        read_checkpoint(npy)

@@ -100,3 +100,31 @@ def test_help_explains_every_flag(tmp_path):
     for flag in ("--timesteps", "--lstm-size", "--lstm-layers", "--batch-size", "--keep-prob", "--steps", "--lr",
                  "--seed", "--dtype", "--out", "--no-plot", "--explain", "--checkpoint", "--resume", "--quiet"):
         assert flag in p.stdout
+
+
+def test_resume_without_checkpoint_saves_back_into_the_resumed_file(tmp_path):
+    args = [*TINY, "--no-plot", "--quiet"]
+    assert demo(*args, "--stop-at", "10", "--checkpoint", "ck.npz", cwd=tmp_path).returncode == 0
+    p = demo("--resume", "ck.npz", "--no-plot", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    with np.load(tmp_path / "ck.npz", allow_pickle=False) as f:
+        assert '"step": 30' in str(f["meta"])  # the run's end, not the step it was resumed from
+
+
+def test_banner_prints_the_warmup_actually_used(tmp_path):
+    p = demo("--steps", "4", "--lstm-size", "4", "--timesteps", "4", "--no-plot", cwd=tmp_path)  # warmup 100 > steps
+    assert p.returncode == 0, p.stderr
+    assert "linear warm-up over 3 steps" in p.stdout
+
+
+def test_an_unwritable_checkpoint_folder_is_refused_before_training(tmp_path, monkeypatch):
+    import demo as cli
+
+    def refuse(*a, **k):  # what /proc answers even to root, where os.access says yes
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(cli, "run_sine", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--checkpoint", str(tmp_path / "ck.npz"), "--no-plot"])
+    assert info.value.code == 2

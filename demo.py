@@ -25,7 +25,7 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-from dataclasses import fields, replace  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from numpylstm.chars import ANNA_HELP, CharSettings, run_chars, run_sample  # noqa: E402

@@ -26,7 +26,7 @@ from .checkpoint import model_from_checkpoint, read_checkpoint
 from .model import LSTMModel
 from .optim import Adam
 from .text import Vocab, Windows, evaluate, sample, split
-from .train import (Progress, Trainer, TrainingDiverged, format_seconds, save_failed_message,
+from .train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]
@@ -271,19 +271,9 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
 
     if clock is not None:
         clock.start()
-    try:
-        result = trainer.run(time_limit=None if clock is None else clock.remaining())
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except OSError as exc:  # a checkpoint could not be written (disk full, permissions)
-        print(save_failed_message(exc, trainer, resume), file=sys.stderr, flush=True)
-        return 1
-    if result.interrupted:
-        where = result.checkpoint or "nowhere"
-        print(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
-              f"--resume {where}", file=sys.stderr, flush=True)
-        return 130
+    result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
+    if code is not None:
+        return code
     val = trainer.evals[-1][1]["val loss"]
     chars = result.steps_run * s.n_seqs * s.n_steps
     say(f"trained {result.steps_run} steps ({chars:,} characters, {chars / K / s.n_seqs / s.n_steps:.2f} "

@@ -142,7 +142,7 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
     T, N = x.shape[:2]
     H = Wh.shape[0]
     dt = Wh.dtype
-    s, shift = _gate_scale(H, dt), _gate_shift(H, dt)
+    s = _gate_scale(H, dt)
     s_rows, shift_rows, _ = _gate_rows(H, N, dt)
     # Pre-scale the weights by s for the one-tanh trick of (F2)-(F3). s is 1/2 or 1, so this is exact.
     Wxs, bs, Whs = Wx * s, b * s, Wh * s

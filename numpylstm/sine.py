@@ -19,7 +19,7 @@ from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from .model import LSTMModel
 from .optim import Adam
-from .train import (Progress, Trainer, TrainingDiverged, format_seconds, save_failed_message,
+from .train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["SineSettings", "build", "run_sine", "settings_from_checkpoint", "rmse"]
@@ -155,19 +155,9 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
 
-    try:
-        result = trainer.run(stop_at=stop_at)
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except OSError as exc:  # a checkpoint could not be written (disk full, permissions): the old one is intact
-        print(save_failed_message(exc, trainer, resume), file=sys.stderr, flush=True)
-        return 1
-    if result.interrupted:
-        where = result.checkpoint or "nowhere"
-        print(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
-              f"--resume {where}", file=sys.stderr, flush=True)
-        return 130
+    result, code = run_for_cli(trainer, resume, stop_at=stop_at)
+    if code is not None:
+        return code
 
     pred, _ = model.forward(data.test_x)
     score = rmse(pred, data.test_y)

@@ -26,7 +26,7 @@ from .model import LSTMModel
 from .optim import Adam
 from .sine import SineSettings, rmse
 from .text import Windows
-from .train import (Progress, Trainer, TrainingDiverged, format_seconds, save_failed_message,
+from .train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["build_stateful", "predict_test", "run_sine_stateful"]
@@ -87,19 +87,9 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
-    try:
-        result = trainer.run(stop_at=stop_at)
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except OSError as exc:  # a checkpoint could not be written (disk full, permissions)
-        print(save_failed_message(exc, trainer, resume), file=sys.stderr, flush=True)
-        return 1
-    if result.interrupted:
-        where = result.checkpoint or "nowhere"
-        print(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
-              f"--stateful --resume {where}", file=sys.stderr, flush=True)
-        return 130
+    result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
+    if code is not None:
+        return code
     pred = predict_test(model, test_seq, s.timesteps)
     truth = test_seq[s.timesteps :]
     say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "

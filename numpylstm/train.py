@@ -185,14 +185,31 @@ class TrainingDiverged(RuntimeError):
         self.step, self.last_loss, self.checkpoint = step, last_loss, checkpoint
 
 
-def save_failed_message(exc: OSError, trainer, resumed=None) -> str:
-    """The one-line error for a checkpoint that could not be written (disk full, permissions ...).
-
-    Saves are atomic, so whatever was at the destination before is still there; say which file that is.
+def run_for_cli(trainer, resumed=None, resume_hint="--resume", **run_kwargs):
+    """``trainer.run(**run_kwargs)`` for a command line: returns (result, None) when training finished, or
+    (None, exit code) after printing one line to stderr -- 1 when training diverged or a checkpoint could not
+    be written (disk full, permissions; saves are atomic, so the previous file is intact: say which), 130
+    after Ctrl-C (with the flag to continue: ``resume_hint`` + the checkpoint).
     """
-    kept = trainer.last_checkpoint or resumed
-    where = f"the previous checkpoint {kept} is intact" if kept else "no checkpoint was written"
-    return f"error: could not write a checkpoint ({exc}); {where}"
+    def fail(message, code):
+        print(message, file=sys.stderr, flush=True)
+        return None, code
+
+    try:
+        result = trainer.run(**run_kwargs)
+    except TrainingDiverged as exc:
+        return fail(f"error: {exc}", 1)
+    except BrokenPipeError:
+        raise  # stdout went away (`| head`): not a checkpoint problem
+    except OSError as exc:
+        kept = trainer.last_checkpoint or resumed
+        where = f"the previous checkpoint {kept} is intact" if kept else "no checkpoint was written"
+        return fail(f"error: could not write a checkpoint ({exc}); {where}", 1)
+    if result.interrupted:
+        where = result.checkpoint or "nowhere"
+        return fail(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
+                    f"{resume_hint} {where}", 130)
+    return result, None
 
 
 @dataclass

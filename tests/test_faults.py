@@ -4,7 +4,6 @@ Every damaged file must be refused with a ``ValueError`` that names the file (ne
 error from inside NumPy), and refusing must leave the model and the optimizer untouched.
 """
 
-import io
 import os
 import pickle
 import signal

@@ -148,27 +148,36 @@ def torch_step(model, x, y, info, dtype):
     return step
 
 
-def timed(fn):
+def timed(fn, calls=1):
+    """Seconds per call over ``calls`` consecutive calls."""
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
+BURST_SECONDS = 0.02
 
 
 def time_interleaved(fns, reps, warmup):
     """Warm every callable up, then time them in rotating order, ``reps`` rounds. Returns one list per callable.
 
+    Each round times a short burst of consecutive calls (enough for ~20 ms, at least one) and records the
+    time per call: a training loop runs step after step, and a single tiny call timed right after another
+    library's work (or the reference GEMM, which flushes the caches) measures mostly cold caches.
     None entries are skipped (e.g. torch absent). Rotating the order each round means neither implementation
     always runs right after the other, and machine drift during the run hits all of them alike.
     """
     live = [k for k, f in enumerate(fns) if f is not None]
-    for _ in range(warmup):
-        for k in live:
-            fns[k]()
+    calls = {}
+    for k in live:
+        t = min(timed(fns[k]) for _ in range(max(warmup, 1)))
+        calls[k] = max(1, int(BURST_SECONDS / max(t, 1e-9)))
     times = [[] for _ in fns]
     for r in range(reps):
         for j in range(len(live)):
             k = live[(j + r) % len(live)]
-            times[k].append(timed(fns[k]))
+            times[k].append(timed(fns[k], calls[k]))
     return times
 
 
@@ -260,7 +269,7 @@ def main(argv=None):
     print("numpylstm vs PyTorch: one training step (loss_and_grads / forward+loss+backward)")
     for line in environment():
         print(line)
-    print(f"reps={reps} (medians, interleaved), warmup={warmup}, reference GEMM {gemm_n}x{gemm_n}"
+    print(f"reps={reps} (medians, interleaved; each rep a burst of ~20 ms of consecutive calls), warmup={warmup}, reference GEMM {gemm_n}x{gemm_n}"
           + (", QUICK mode (C at T=20)" if args.quick else ""))
     if not use_torch:
         print("PyTorch not timed" + (" (not installed)" if torch is None else ""))

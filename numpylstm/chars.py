@@ -19,7 +19,6 @@ import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 
 from . import _checks as chk
 from .checkpoint import model_from_checkpoint, read_checkpoint
@@ -180,27 +179,6 @@ def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
         raise ValueError(f"{ck.path}: stored chars settings are unusable ({exc})") from exc
 
 
-def plot_losses(path, losses, evals, window=100):
-    """Training loss per step (and its moving average) and validation loss, both in nats/char, as a PNG."""
-    from .plots import _figure, _save
-
-    losses = np.asarray(losses, dtype=np.float64)
-    fig, ax = _figure()
-    steps = np.arange(1, losses.size + 1)
-    ax.plot(steps, losses, linewidth=0.5, color="#bbbbbb", label="train, per step")
-    if losses.size >= window:
-        avg = np.convolve(losses, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], avg, color="#1f77b4", label=f"train, mean of {window} steps")
-    if evals:
-        ax.plot([s for s, _ in evals], [m["val loss"] for _, m in evals], "o-", color="#d62728",
-                label="validation (last 10% of the text)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per character)")
-    ax.set_title("char-RNN: softmax cross-entropy of the next character")
-    ax.legend(loc="upper right")
-    return _save(fig, path)
-
-
 def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
               checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None) -> int:
     """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
@@ -281,10 +259,13 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     if result.checkpoint:
         say(f"checkpoint: {result.checkpoint}  (sample: python demo.py sample --checkpoint {result.checkpoint})")
     if plot:
-        from .plots import PlotsUnavailable
+        from .plots import PlotsUnavailable, plot_loss
 
         try:
-            say(f"plot: {plot_losses(out / 'loss.png', result.losses, trainer.evals)}")
+            path = plot_loss(out / "loss.png", result.losses, 100, evals=trainer.evals, log=False,
+                             ylabel="loss (nats per character)", eval_label="validation (last 10% of the text)",
+                             title="char-RNN: softmax cross-entropy of the next character")
+            say(f"plot: {path}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")
     if sample_length:

@@ -47,8 +47,12 @@ def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
     return _save(fig, path, dpi)
 
 
-def plot_loss(path, losses, window=50, dpi=100) -> Path:
-    """Training loss per step on a log scale, with a moving average over ``window`` steps."""
+def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel="training loss (MSE)",
+              title="training loss", eval_label="validation") -> Path:
+    """Training loss per step, with a moving average over ``window`` steps; log y-axis unless ``log=False``.
+
+    ``evals``: optional [(step, {"val loss": value}), ...] (``Trainer.evals``), drawn as a second curve.
+    """
     losses = np.asarray(losses, dtype=np.float64)
     fig, ax = _figure()
     steps = np.arange(1, losses.size + 1)
@@ -56,12 +60,23 @@ def plot_loss(path, losses, window=50, dpi=100) -> Path:
     if losses.size >= window:
         avg = np.convolve(losses, np.ones(window) / window, mode="valid")
         ax.plot(steps[window - 1 :], avg, color="#1f77b4", label=f"mean of {window} steps")
-    ax.set_yscale("log")
+    if evals:
+        ax.plot([s for s, _ in evals], [m["val loss"] for _, m in evals], "o-", color="#d62728", label=eval_label)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (MSE)")
-    ax.set_title("training loss")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="upper right")
     return _save(fig, path, dpi)
+
+
+def plot_sine_run(out, t, y_true, y_pred, losses, title=None) -> list[Path]:
+    """The sine demos' three PNGs in folder ``out``: predictions, training loss, prediction error."""
+    out = Path(out)
+    return [plot_predictions(out / "predictions.png", t, y_true, y_pred, title=title),
+            plot_loss(out / "loss.png", losses),
+            plot_error(out / "error.png", t, y_true, y_pred)]
 
 
 def plot_error(path, t, y_true, y_pred, dpi=100) -> Path:

@@ -168,12 +168,10 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     if result.checkpoint:
         say(f"checkpoint: {result.checkpoint}")
     if plot:
-        from .plots import PlotsUnavailable, plot_error, plot_loss, plot_predictions
+        from .plots import PlotsUnavailable, plot_sine_run
 
         try:
-            paths = [plot_predictions(out / "predictions.png", data.test_t, data.test_y, pred),
-                     plot_loss(out / "loss.png", result.losses),
-                     plot_error(out / "error.png", data.test_t, data.test_y, pred)]
+            paths = plot_sine_run(out, data.test_t, data.test_y, pred, result.losses)
             say("plots: " + ", ".join(str(p) for p in paths))
         except PlotsUnavailable as exc:
             say(f"plots skipped: {exc}")

@@ -98,14 +98,11 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     if result.checkpoint:
         say(f"checkpoint: {result.checkpoint}")
     if plot:
-        from .plots import PlotsUnavailable, plot_error, plot_loss, plot_predictions
+        from .plots import PlotsUnavailable, plot_sine_run
 
         try:
-            t = test_t[s.timesteps :]
-            paths = [plot_predictions(out / "predictions.png", t, truth, pred,
-                                      title="test range: next value predicted with the state carried"),
-                     plot_loss(out / "loss.png", result.losses),
-                     plot_error(out / "error.png", t, truth, pred)]
+            paths = plot_sine_run(out, test_t[s.timesteps :], truth, pred, result.losses,
+                                  title="test range: next value predicted with the state carried")
             say("plots: " + ", ".join(str(p) for p in paths))
         except PlotsUnavailable as exc:
             say(f"plots skipped: {exc}")

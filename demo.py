@@ -28,10 +28,10 @@ import tempfile  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from numpylstm.chars import ANNA_HELP, CharSettings, run_chars, run_sample  # noqa: E402
-from numpylstm.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
-from numpylstm.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
-from numpylstm.sine_stateful import run_sine_stateful  # noqa: E402
+from numpylstm.demos.chars import ANNA_HELP, CharSettings, run_chars, run_sample  # noqa: E402
+from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
+from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
+from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):

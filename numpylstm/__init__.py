@@ -5,7 +5,7 @@ Gate order along every fused 4H axis: i, f, g, o (PyTorch's).
 """
 
 from .interop import params_from_torch, params_to_torch
-from .layers import LSTMCache, lstm_backward, lstm_forward, sigmoid
+from .fast import LSTMCache, lstm_backward, lstm_forward, sigmoid
 from .model import LSTMModel
 from .optim import SGD, Adagrad, Adam, clip_grad_norm
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks as chk
-from .layers import lstm_backward, lstm_forward
+from .fast import lstm_backward, lstm_forward
 from .model import LSTMModel
 
 EPS = 1e-3

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from . import _checks as chk
-from .layers import Workspace, lstm_backward_tm, lstm_forward_tm
+from .fast import Workspace, lstm_backward_tm, lstm_forward_tm
 from .losses import mse, softmax_ce
 
 HEADS = ("last", "all")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import demo
-from numpylstm import text as tx
+from numpylstm.demos import text as tx
 from numpylstm.checkpoint import model_from_checkpoint
 
 TEXT = ("Happy families are all alike; every unhappy family is unhappy in its own way.\n"
@@ -142,7 +142,7 @@ def test_trainer_time_limit_ends_the_run_like_its_last_step():
 
 
 def test_default_text_and_help_say_where_anna_is(capsys):
-    from numpylstm.chars import default_text
+    from numpylstm.demos.chars import default_text
 
     text, where = default_text()  # the project's own Markdown: present in every checkout
     assert len(text) > 1000 and "Markdown" in where

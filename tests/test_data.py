@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from numpylstm.data import BatchSampler, batch_indices, make_windows, sine_curves, sine_data
+from numpylstm.demos.data import BatchSampler, batch_indices, make_windows, sine_curves, sine_data
 
 
 def test_curves_follow_the_tutorial_spec_exactly():

@@ -242,7 +242,7 @@ def code_tables(text: str):
 def test_code_tables_follow_the_code_order():
     """Each line-by-line table quotes lines of layers.py (all its code spans, not only NumPy calls), in the
     order they run."""
-    src = code_text((PKG / "layers.py").read_text(encoding="utf-8"))
+    src = code_text((PKG / "fast.py").read_text(encoding="utf-8"))
     n_tables, bad = 0, []
     for path in _md_files():
         for rows in code_tables(path.read_text(encoding="utf-8")):
@@ -252,7 +252,7 @@ def test_code_tables_follow_the_code_order():
                 for span in spans:
                     at = src.find(_squeeze(span), pos)
                     if at < 0:
-                        bad.append(f"{path.name}:{lineno}: {span} (not in layers.py after the previous row)")
+                        bad.append(f"{path.name}:{lineno}: {span} (not in fast.py after the previous row)")
                     else:
                         pos = at + len(_squeeze(span))
     assert n_tables >= 3, f"expected the forward table and the two backward tables, found {n_tables}"
@@ -263,13 +263,13 @@ def test_gradcheck_demo_patches_existing_lines():
     """derivations/scripts/gradcheck_demo.py breaks lstm_backward_tm by replacing lines that must exist."""
     import inspect
 
-    from numpylstm import layers
+    from numpylstm import fast
 
     script = (DERIV / "scripts" / "gradcheck_demo.py").read_text(encoding="utf-8")
     calls = [node for node in ast.walk(ast.parse(script))
              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "patched_backward"]
     assert len(calls) >= 2
-    src = inspect.getsource(layers.lstm_backward_tm)
+    src = inspect.getsource(fast.lstm_backward_tm)
     for call in calls:
         old = ast.literal_eval(call.args[0])
         assert src.count(old) == 1, f"gradcheck_demo.py patches a line lstm_backward_tm no longer has: {old}"

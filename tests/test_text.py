@@ -1,4 +1,4 @@
-"""numpylstm.text: vocabulary, Udacity-format batches, stateful evaluation, sampling, and the char model."""
+"""numpylstm.demos.text: vocabulary, Udacity-format batches, stateful evaluation, sampling, and the char model."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numpylstm import LSTMModel
-from numpylstm import text as tx
+from numpylstm.demos import text as tx
 from numpylstm.gradcheck import MODEL_TOL, check_model, format_report
 from numpylstm.optim import Adam, clip_grad_norm
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numpylstm import LSTMModel
-from numpylstm.data import BatchSampler, sine_data
+from numpylstm.demos.data import BatchSampler, sine_data
 from numpylstm.optim import Adam
 from numpylstm.train import Progress, Trainer, TrainingDiverged, constant_lr, format_seconds, warmup_cosine
 

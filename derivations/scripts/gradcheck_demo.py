@@ -16,7 +16,7 @@ import textwrap
 
 import numpy as np
 
-import numpylstm.layers as layers
+import numpylstm.fast as layers
 
 FLOOR = 1e-3
 

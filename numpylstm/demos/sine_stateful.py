@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import sine_curves
-from .model import LSTMModel
-from .optim import Adam
+from ..model import LSTMModel
+from ..optim import Adam
 from .sine import SineSettings, rmse
 from .text import Windows
-from .train import (Progress, Trainer, format_seconds, run_for_cli,
+from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["build_stateful", "predict_test", "run_sine_stateful"]

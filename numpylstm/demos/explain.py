@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import lstm_forward
+from ..fast import lstm_forward
 
 __all__ = ["explain_shapes"]
 

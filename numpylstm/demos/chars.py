@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 
-from . import _checks as chk
-from .checkpoint import model_from_checkpoint, read_checkpoint
-from .model import LSTMModel
-from .optim import Adam
+from .. import _checks as chk
+from ..checkpoint import model_from_checkpoint, read_checkpoint
+from ..model import LSTMModel
+from ..optim import Adam
 from .text import Vocab, Windows, evaluate, sample, split
-from .train import (Progress, Trainer, format_seconds, run_for_cli,
+from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]
@@ -87,7 +87,7 @@ class CharSettings:
 
 def default_text() -> tuple[str, str]:
     """(text, description): the project's README.md and derivations/*.md, present in every checkout."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     files = [root / "README.md"] + sorted((root / "derivations").glob("*.md"))
     files = [f for f in files if f.is_file()]
     if not files:

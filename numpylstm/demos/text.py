@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from . import _checks as chk
+from .. import _checks as chk
 
 __all__ = ["Vocab", "split", "num_batches", "Windows", "batches", "evaluate", "sample"]
 

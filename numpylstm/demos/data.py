@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as chk
+from .. import _checks as chk
 
 __all__ = ["SineData", "sine_curves", "make_windows", "sine_data", "batch_indices", "BatchSampler"]
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks as chk
-from .checkpoint import read_checkpoint
+from .. import _checks as chk
+from ..checkpoint import read_checkpoint
 from .data import BatchSampler, sine_data
 from .explain import explain_shapes
-from .model import LSTMModel
-from .optim import Adam
-from .train import (Progress, Trainer, format_seconds, run_for_cli,
+from ..model import LSTMModel
+from ..optim import Adam
+from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["SineSettings", "build", "run_sine", "settings_from_checkpoint", "rmse"]

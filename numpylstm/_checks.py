@@ -186,3 +186,40 @@ def token_ids(name: str, value, letters: str, expected, vocab: int) -> np.ndarra
     if lo < 0 or hi >= vocab:
         raise ValueError(f"{name} holds ids outside [0, {vocab}): min {lo}, max {hi}")
     return arr.astype(np.intp, copy=False)
+
+
+def layer_inputs(x, h0, c0, Wx, Wh, b):
+    """The arguments of one layer's ``lstm_forward`` (textbook or fast), checked and converted.
+
+    Wh (H, 4H) fixes H and the dtype; Wx (D, 4H); b (4H,); x (N, T, D) floats, or (N, T) integer token ids
+    in [0, D) (a one-hot input, (E1)); h0, c0 (N, H) or None. Returns them in that order.
+    """
+    Wh = numeric("Wh", Wh)
+    dt = Wh.dtype
+    if Wh.ndim != 2 or Wh.shape[0] < 1 or Wh.shape[1] != 4 * Wh.shape[0]:
+        raise ValueError(f"Wh must have shape (H, 4H) with H >= 1; got shape {tuple(Wh.shape)}")
+    H = Wh.shape[0]
+    finite("Wh", Wh)
+    Wx = array("Wx", Wx, ("D", "4H"), (None, 4 * H), dt)
+    b = array("b", b, ("4H",), (4 * H,), dt)
+    xa = as_array("x", x)
+    if xa.ndim == 2 and xa.dtype.kind in "iu":
+        x = token_ids("x", xa, "NT", (None, None), Wx.shape[0])
+    else:
+        x = array("x", xa, "NTD", (None, None, Wx.shape[0]), dt)
+    N = x.shape[0]
+    if h0 is not None:
+        h0 = array("h0", h0, "NH", (N, H), dt)
+    if c0 is not None:
+        c0 = array("c0", c0, "NH", (N, H), dt)
+    return x, h0, c0, Wx, Wh, b
+
+
+def layer_grads_in(dhs, T, N, H, dt, dhT=None, dcT=None):
+    """The upstream gradients of one layer's ``lstm_backward``: dhs (N, T, H), dhT and dcT (N, H) or None."""
+    dhs = array("dhs", dhs, "NTH", (N, T, H), dt)
+    if dhT is not None:
+        dhT = array("dhT", dhT, "NH", (N, H), dt)
+    if dcT is not None:
+        dcT = array("dcT", dcT, "NH", (N, H), dt)
+    return dhs, dhT, dcT

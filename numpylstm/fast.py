@@ -252,23 +252,11 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
     return dx, dh, dc, dWx, dWh, db
 
 
-def _check_weights(Wx, Wh, b):
-    Wh = chk.numeric("Wh", Wh)
-    dt = Wh.dtype
-    if Wh.ndim != 2 or Wh.shape[0] < 1 or Wh.shape[1] != 4 * Wh.shape[0]:
-        raise ValueError(f"Wh must have shape (H, 4H) with H >= 1; got shape {tuple(Wh.shape)}")
-    H = Wh.shape[0]
-    chk.finite("Wh", Wh)
-    Wx = chk.array("Wx", Wx, ("D", "4H"), (None, 4 * H), dt)
-    b = chk.array("b", b, ("4H",), (4 * H,), dt)
-    return Wx, Wh, b, H, dt
-
-
 def lstm_forward(x, h0, c0, Wx, Wh, b):
     """Forward pass of one LSTM layer over a whole sequence, batch-first.
 
     Args:
-        x:  (N, T, D) input sequence.
+        x:  (N, T, D) input sequence, or (N, T) integer token ids in [0, D) (one-hot input, (E1)).
         h0: (N, H) initial hidden state, or None for zeros.
         c0: (N, H) initial cell state, or None for zeros.
         Wx: (D, 4H) input weights, gate blocks i, f, g, o.
@@ -285,14 +273,11 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     Computation in the dtype of Wh (float32 or float64). Equations (F1)-(F5), derived in
     derivations/02_forward.md.
     """
-    Wx, Wh, b, H, dt = _check_weights(Wx, Wh, b)
-    x = chk.array("x", x, "NTD", (None, None, Wx.shape[0]), dt)
-    N = x.shape[0]
-    if h0 is not None:
-        h0 = chk.array("h0", h0, "NH", (N, H), dt)
-    if c0 is not None:
-        c0 = chk.array("c0", c0, "NH", (N, H), dt)
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))
+    x, h0, c0, Wx, Wh, b = chk.layer_inputs(x, h0, c0, Wx, Wh, b)
+    if x.ndim == 2:  # (N, T) token ids
+        xt = np.ascontiguousarray(x.T)
+    else:
+        xt = np.ascontiguousarray(x.transpose(1, 0, 2))
     hs, (hT, cT), cache = lstm_forward_tm(xt, h0, c0, Wx, Wh, b)
     out = hs.transpose(1, 0, 2), hT, cT
     for a in out:  # views of the cache: writing into them would silently change lstm_backward's result
@@ -310,19 +295,14 @@ def lstm_backward(dhs, cache: LSTMCache, dhT=None, dcT=None):
             final state), or None for zeros. Chaining these across chunks equals one full-length call.
 
     Returns:
-        dx (N, T, D), dh0 (N, H), dc0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
+        dx (N, T, D) (None for token ids), dh0 (N, H), dc0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
 
     Equations (B1)-(B14), derived in derivations/03_backward.md.
     """
     if not isinstance(cache, LSTMCache):
         raise ValueError("cache must be the LSTMCache returned by lstm_forward")
     T, N, H4 = cache.gates.shape
-    H, dt = H4 // 4, cache.gates.dtype
-    dhs = chk.array("dhs", dhs, "NTH", (N, T, H), dt)
-    if dhT is not None:
-        dhT = chk.array("dhT", dhT, "NH", (N, H), dt)
-    if dcT is not None:
-        dcT = chk.array("dcT", dcT, "NH", (N, H), dt)
+    dhs, dhT, dcT = chk.layer_grads_in(dhs, T, N, H4 // 4, cache.gates.dtype, dhT, dcT)
     dht = np.ascontiguousarray(dhs.transpose(1, 0, 2))
     dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dht, cache, dhT, dcT)
     if dx is not None:

@@ -1,7 +1,8 @@
 """A stacked LSTM with dropout and a dense head: the model behind the sine demo and the char-RNN.
 
 Derivation: derivations/04_stacking_dropout.md (S1-S2, D1-D2) and derivations/05_head_losses.md (H1-H4,
-L1-L4); each layer is ``layers.lstm_forward_tm`` / ``lstm_backward_tm`` (F1-F5, B1-B14).
+L1-L4); each layer is ``textbook.lstm_forward`` / ``lstm_backward`` or, by default, the equal and faster
+``fast.lstm_forward_tm`` / ``lstm_backward_tm`` (F1-F5, B1-B14).
 
 TF-1 words -> numpylstm: ``lstm_size`` = hidden_size H (units in each gate), ``timesteps`` = T,
 ``lstm_layers`` = num_layers, ``keep_prob`` = 1 - dropout, ``final_state`` = the state array
@@ -15,11 +16,13 @@ import numbers
 import numpy as np
 
 from . import _checks as chk
-from .fast import Workspace, lstm_backward_tm, lstm_forward_tm
+from . import fast, textbook
+from .fast import Workspace
 from .losses import mse, softmax_ce
 
 HEADS = ("last", "all")
 LOSSES = ("mse", "softmax_ce")
+IMPLS = ("fast", "textbook")
 
 
 class LSTMModel:
@@ -37,13 +40,15 @@ class LSTMModel:
         forget_bias: added to the f block of every b at initialisation (TF/Keras convention).
         seed: seeds initialisation and dropout masks (``self.rng``).
         dtype: float64 (default) or float32.
+        impl: which layer code runs: "fast" (``numpylstm/fast.py``, default) or "textbook"
+            (``numpylstm/textbook.py``, the step-by-step code the derivations quote; same numbers, slower).
 
     Inputs x are (N, T, D) floats, or (N, T) integer token ids in [0, input_size) (a one-hot input computed
     as a row gather of Wx). ``state`` is (L, 2, N, H): state[l, 0] is layer l's c, state[l, 1] its h.
     """
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
-                 loss="mse", forget_bias=1.0, seed=0, dtype=np.float64):
+                 loss="mse", forget_bias=1.0, seed=0, dtype=np.float64, impl="fast"):
         self.input_size = chk.positive_int("input_size", input_size)
         self.hidden_size = chk.positive_int("hidden_size", hidden_size)
         self.output_size = chk.positive_int("output_size", output_size)
@@ -62,6 +67,7 @@ class LSTMModel:
             raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
         self.seed = seed
         self.dtype = chk.resolve_dtype(dtype)
+        self.impl = chk.choice("impl", impl, IMPLS)
         self.rng = np.random.default_rng(seed)
         self.params = self._init_params()
         # One Workspace per layer: the big forward/backward buffers are reused from call to call.
@@ -198,8 +204,7 @@ class LSTMModel:
         caches, inp = [], xt
         for l in range(L):
             h0, c0 = (None, None) if state is None else (state[l, 1], state[l, 0])
-            hs, (hT, cT), cache = lstm_forward_tm(inp, h0, c0, P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"],
-                                                  P[f"lstm.{l}.b"], work=self._work[l])
+            hs, (hT, cT), cache = self._layer_forward(l, inp, h0, c0)
             new_state[l, 0], new_state[l, 1] = cT, hT
             caches.append(cache)
             inp = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
@@ -208,6 +213,24 @@ class LSTMModel:
         if self.head == "all":
             y = y.reshape(T, N, -1)
         return y, new_state, caches, hidden
+
+    def _layer_forward(self, l, inp, h0, c0):
+        """Layer l forward, time-major: inp (T, N, D) or (T, N) ids -> hs (T, N, H), (hT, cT), cache."""
+        P = self.params
+        Wx, Wh, b = P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"], P[f"lstm.{l}.b"]
+        if self.impl == "fast":
+            return fast.lstm_forward_tm(inp, h0, c0, Wx, Wh, b, work=self._work[l])
+        hs, final, cache = textbook.lstm_forward(np.swapaxes(inp, 0, 1), h0, c0, Wx, Wh, b)
+        return np.ascontiguousarray(hs.swapaxes(0, 1)), final, cache
+
+    def _layer_backward(self, l, dhs, cache, dhT, need_dx):
+        """Layer l backward, time-major: dhs (T, N, H) or None -> dx (T, N, D) or None, dh0, dc0, dWx, dWh, db."""
+        if self.impl == "fast":
+            return fast.lstm_backward_tm(dhs, cache, dhT=dhT, need_dx=need_dx, work=self._work[l])
+        N, H = cache[0][1].shape
+        dhs = np.zeros((N, len(cache), H), self.dtype) if dhs is None else dhs.swapaxes(0, 1)
+        dx, dh0, dc0, dWx, dWh, db = textbook.lstm_backward(dhs, cache, dhT)
+        return (None if dx is None else np.ascontiguousarray(dx.swapaxes(0, 1))), dh0, dc0, dWx, dWh, db
 
     def _loss(self, y_tm, target):
         if self.loss == "mse":
@@ -288,8 +311,7 @@ class LSTMModel:
                 dtop = dtop * masks[l]  # (D2) dh = dy * m
             elif masks is not None:
                 dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
-            dx, dh0, dc0, dWx, dWh, db = lstm_backward_tm(dtop, caches[l], dhT=dlast,
-                                                          need_dx=(l > 0 or input_grads), work=self._work[l])
+            dx, dh0, dc0, dWx, dWh, db = self._layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
             dlast = None
             grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = dWx, dWh, db
             dstate[l, 0], dstate[l, 1] = dc0, dh0

@@ -16,13 +16,14 @@ import numbers
 import numpy as np
 
 from . import _checks as chk
-from . import fast, textbook
+from . import fast, rnn, textbook
 from .fast import Workspace
 from .losses import mse, softmax_ce
 
 HEADS = ("last", "all")
 LOSSES = ("mse", "softmax_ce")
 IMPLS = ("fast", "textbook")
+CELLS = ("lstm", "rnn")
 
 
 class LSTMModel:
@@ -42,13 +43,18 @@ class LSTMModel:
         dtype: float64 (default) or float32.
         impl: which layer code runs: "fast" (``numpylstm/fast.py``, default) or "textbook"
             (``numpylstm/textbook.py``, the step-by-step code the derivations quote; same numbers, slower).
+        cell: "lstm" (default) or "rnn": plain tanh RNN layers (``numpylstm/rnn.py``, derivations/11_why_lstm.md)
+            in place of the LSTM layers, with the same head, losses, dropout and optimizers; their parameters
+            are ``rnn.{l}.Wx`` (D, H), ``rnn.{l}.Wh`` (H, H), ``rnn.{l}.b`` (H,), ``impl`` is ignored and
+            state[l, 0] (the c slot) stays zero.
 
     Inputs x are (N, T, D) floats, or (N, T) integer token ids in [0, input_size) (a one-hot input computed
     as a row gather of Wx). ``state`` is (L, 2, N, H): state[l, 0] is layer l's c, state[l, 1] its h.
     """
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
-                 loss="mse", forget_bias=1.0, seed=0, dtype=np.float64, impl="fast"):
+                 loss="mse", forget_bias=1.0, seed=0, dtype=np.float64, impl="fast",
+                 cell="lstm"):
         self.input_size = chk.positive_int("input_size", input_size)
         self.hidden_size = chk.positive_int("hidden_size", hidden_size)
         self.output_size = chk.positive_int("output_size", output_size)
@@ -68,6 +74,7 @@ class LSTMModel:
         self.seed = seed
         self.dtype = chk.resolve_dtype(dtype)
         self.impl = chk.choice("impl", impl, IMPLS)
+        self.cell = chk.choice("cell", cell, CELLS)
         self.rng = np.random.default_rng(seed)
         self.params = self._init_params()
         # One Workspace per layer: the big forward/backward buffers are reused from call to call.
@@ -79,16 +86,18 @@ class LSTMModel:
         """The constructor's arguments (dtype as a string): enough to rebuild the architecture."""
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, output_size=self.output_size,
                     num_layers=self.num_layers, dropout=self.dropout, head=self.head, loss=self.loss,
-                    forget_bias=self.forget_bias, seed=self.seed, dtype=self.dtype.name)
+                    forget_bias=self.forget_bias, seed=self.seed, dtype=self.dtype.name,
+                    **({} if self.cell == "lstm" else {"cell": self.cell}))
 
     def param_shapes(self) -> dict:
         """Name -> shape of every parameter array, in the order of ``params``."""
-        H, shapes = self.hidden_size, {}
+        H, shapes, c = self.hidden_size, {}, self.cell
+        G = 4 if c == "lstm" else 1  # the LSTM's fused i, f, g, o axis is 4H wide; the RNN has one H block
         for l in range(self.num_layers):
             D = self.input_size if l == 0 else H
-            shapes[f"lstm.{l}.Wx"] = (D, 4 * H)
-            shapes[f"lstm.{l}.Wh"] = (H, 4 * H)
-            shapes[f"lstm.{l}.b"] = (4 * H,)
+            shapes[f"{c}.{l}.Wx"] = (D, G * H)
+            shapes[f"{c}.{l}.Wh"] = (H, G * H)
+            shapes[f"{c}.{l}.b"] = (G * H,)
         shapes["head.W"] = (H, self.output_size)
         shapes["head.b"] = (self.output_size,)
         return shapes
@@ -217,7 +226,10 @@ class LSTMModel:
     def _layer_forward(self, l, inp, h0, c0):
         """Layer l forward, time-major: inp (T, N, D) or (T, N) ids -> hs (T, N, H), (hT, cT), cache."""
         P = self.params
-        Wx, Wh, b = P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"], P[f"lstm.{l}.b"]
+        Wx, Wh, b = P[f"{self.cell}.{l}.Wx"], P[f"{self.cell}.{l}.Wh"], P[f"{self.cell}.{l}.b"]
+        if self.cell == "rnn":
+            hs, hT, cache = rnn.rnn_forward(np.swapaxes(inp, 0, 1), h0, Wx, Wh, b)
+            return np.ascontiguousarray(hs.swapaxes(0, 1)), (hT, np.zeros_like(hT)), cache
         if self.impl == "fast":
             return fast.lstm_forward_tm(inp, h0, c0, Wx, Wh, b, work=self._work[l])
         hs, final, cache = textbook.lstm_forward(np.swapaxes(inp, 0, 1), h0, c0, Wx, Wh, b)
@@ -225,6 +237,12 @@ class LSTMModel:
 
     def _layer_backward(self, l, dhs, cache, dhT, need_dx):
         """Layer l backward, time-major: dhs (T, N, H) or None -> dx (T, N, D) or None, dh0, dc0, dWx, dWh, db."""
+        if self.cell == "rnn":
+            N, H = cache[0][1].shape
+            dhs = np.zeros((N, len(cache), H), self.dtype) if dhs is None else dhs.swapaxes(0, 1)
+            dx, dh0, dWx, dWh, db = rnn.rnn_backward(dhs, cache, dhT)
+            dx = None if dx is None or not need_dx else np.ascontiguousarray(dx.swapaxes(0, 1))
+            return dx, dh0, np.zeros_like(dh0), dWx, dWh, db
         if self.impl == "fast":
             return fast.lstm_backward_tm(dhs, cache, dhT=dhT, need_dx=need_dx, work=self._work[l])
         N, H = cache[0][1].shape
@@ -313,7 +331,7 @@ class LSTMModel:
                 dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
             dx, dh0, dc0, dWx, dWh, db = self._layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
             dlast = None
-            grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = dWx, dWh, db
+            grads[f"{self.cell}.{l}.Wx"], grads[f"{self.cell}.{l}.Wh"], grads[f"{self.cell}.{l}.b"] = dWx, dWh, db
             dstate[l, 0], dstate[l, 1] = dc0, dh0
             dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs
         grads = {k: grads[k] for k in P}  # same order as params

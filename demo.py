@@ -6,6 +6,7 @@
     python demo.py sine --stateful  the same curve in Anna's format: (n_seqs, n_steps) batches, state carried
     python demo.py chars --text anna.txt --minutes 10    a character-level LSTM (Udacity's Anna KaRNNa)
     python demo.py sample --checkpoint runs/chars/chars.npz --prime "Far"    text from a trained char model
+    python demo.py inside | gradients | adding | cells    see inside: gates, gradient flow, long memory, cells
 
 Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
 running it. To add a command, write those two functions and register them there.
@@ -305,6 +306,173 @@ def run_sample_command(args, parser):
     return 0
 
 
+# --------------------------------------------------------------------------- see inside: inside, gradients, adding, cells
+
+
+def add_inside_flags(p):
+    p.epilog = ("What to look for: README.md, 'Inside the LSTM'. Without --checkpoint it trains the default sine "
+                "model first (as 'python demo.py sine') and keeps it in DIR/inside.npz.")
+    p.add_argument("--checkpoint", type=_existing_file, metavar="FILE",
+                   help="draw this sine-demo checkpoint (python demo.py sine --checkpoint FILE) instead of "
+                        "training the default model")
+    p.add_argument("--window", type=_int(0), default=500, metavar="K",
+                   help="which test window to show, 0..999 (default 500)")
+    p.add_argument("--out", default="runs/sine", metavar="DIR", help="folder for inside.png (default runs/sine)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing DIR/inside.png (and DIR/inside.npz)")
+    p.add_argument("--quiet", action="store_true", help="print only the final line")
+
+
+def run_inside_command(args, parser):
+    from numpylstm.demos.inside import run_inside
+
+    _check_writable(parser, "--out", args.out, folder=True)
+    try:
+        return run_inside(checkpoint=args.checkpoint, out=args.out, window=args.window, overwrite=args.overwrite,
+                          quiet=args.quiet)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def _add_adding_model_flags(p, d):
+    g = p.add_argument_group("the adding problem and the model")
+    g.add_argument("--timesteps", type=_int(2), metavar="T", help=f"sequence length T (default {d.timesteps})")
+    g.add_argument("--lstm-size", type=_int(1), metavar="H", help=f"hidden units, H (default {d.lstm_size})")
+    g.add_argument("--batch-size", type=_int(1), metavar="N",
+                   help=f"fresh sequences per training step (default {d.batch_size})")
+    g.add_argument("--lr", type=_float_in(0.0, math.inf, what="a number > 0"),
+                   help=f"learning rate of Adam, constant (default {d.lr:g})")
+    g.add_argument("--clip", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="NORM",
+                   help=f"clip gradients to this global L2 norm (default {d.clip:g})")
+    g.add_argument("--seed", type=_int(0), help=f"seeds the weights and the data (default {d.seed})")
+    return g
+
+
+def add_adding_flags(p):
+    from numpylstm.demos.adding import AddingSettings
+
+    d = AddingSettings()
+    p.epilog = ("Le, Jaitly & Hinton 2015's variant: values uniform in [0, 1], target the sum of the two marked "
+                "values; always predicting 1 scores 1/6 ~ 0.167. Run it once per cell: DIR/adding.png draws every "
+                "DIR/<cell>.npz. See README.md, 'The adding problem'.")
+    g = _add_adding_model_flags(p, d)
+    g.add_argument("--cell", choices=("lstm", "rnn"), help=f"the recurrent layer (default {d.cell})")
+    g.add_argument("--minutes", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="M",
+                   help=f"training budget in minutes of wall time (default {d.minutes:g})")
+    g.add_argument("--eval-every", type=_int(1), metavar="STEPS",
+                   help=f"steps between test-set evaluations (default {d.eval_every})")
+    g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="runs/adding", metavar="DIR",
+                   help="folder for the checkpoint DIR/<cell>.npz and the plot DIR/adding.png (default runs/adding)")
+    g.add_argument("--resume", type=_existing_file, metavar="FILE",
+                   help="continue the run saved in FILE (e.g. after Ctrl-C) with its settings, up to --minutes "
+                        "of training in total")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing DIR/<cell>.npz")
+    g.add_argument("--no-plot", action="store_true", help="do not draw DIR/adding.png")
+    g.add_argument("--quiet", action="store_true", help="print only the final 'test MSE: ...' line")
+
+
+_ADDING_FLAGS = ("timesteps", "cell", "lstm_size", "batch_size", "lr", "clip", "minutes", "eval_every", "seed",
+                 "dtype")
+
+
+def run_adding_command(args, parser):
+    from numpylstm.demos.adding import AddingSettings, run_adding, settings_from_checkpoint
+
+    given = {k: getattr(args, k) for k in _ADDING_FLAGS if getattr(args, k) is not None}
+    if args.resume:
+        try:
+            settings = settings_from_checkpoint(args.resume)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--resume: {exc}")
+        minutes = given.pop("minutes", settings.minutes)
+        clashes = [f"--{k.replace('_', '-')} {v} (checkpoint has {getattr(settings, k)})"
+                   for k, v in given.items() if v != getattr(settings, k)]
+        if clashes:
+            parser.error("--resume continues a run with its own settings; these flags differ: " + ", ".join(clashes))
+        settings = replace(settings, minutes=minutes)
+        out = Path(args.resume).parent if args.out == "runs/adding" else Path(args.out)
+        if Path(args.resume).resolve() != (out / f"{settings.cell}.npz").resolve():
+            parser.error(f"--resume {args.resume}: an adding run saves to DIR/{settings.cell}.npz; give "
+                         f"--out DIR of that file")
+    else:
+        settings, out = replace(AddingSettings(), **given), Path(args.out)
+    _check_writable(parser, "--out", out, folder=True)
+    try:
+        settings.check()
+        return run_adding(settings, out=out, resume=args.resume, overwrite=args.overwrite, plot=not args.no_plot,
+                          quiet=args.quiet)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def add_gradients_flags(p):
+    from numpylstm.demos.adding import AddingSettings
+
+    d = AddingSettings()
+    p.epilog = ("The trained weights are those of 'python demo.py adding' (DIR/lstm.npz, DIR/rnn.npz under "
+                "--from) when present; otherwise each cell is trained here for --train-steps steps on the adding "
+                "problem. Derivation: derivations/11_why_lstm.md. See README.md, 'Gradient flow'.")
+    _add_adding_model_flags(p, d)
+    g = p.add_argument_group("measurement and output")
+    g.add_argument("--batch", type=_int(1), default=256, metavar="N",
+                   help="sequences the gradient norms are averaged over (default 256)")
+    g.add_argument("--from", dest="source", default="runs/adding", metavar="DIR",
+                   help="take trained weights from DIR/<cell>.npz of 'demo.py adding' (default runs/adding)")
+    g.add_argument("--train-steps", type=_int(1), default=1000, metavar="STEPS",
+                   help="training steps for a cell without a checkpoint in --from (default 1000)")
+    g.add_argument("--out", default="runs/gradients", metavar="DIR", help="folder for flow.png (default runs/gradients)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing DIR/flow.png")
+    g.add_argument("--no-plot", action="store_true", help="print the ratios only")
+    g.add_argument("--quiet", action="store_true", help="print only the ratios")
+
+
+def run_gradients_command(args, parser):
+    from numpylstm.demos.adding import AddingSettings
+    from numpylstm.demos.gradients import run_gradients
+
+    given = {k: getattr(args, k) for k in ("timesteps", "lstm_size", "batch_size", "lr", "clip", "seed")
+             if getattr(args, k) is not None}
+    _check_writable(parser, "--out", args.out, folder=True)
+    try:
+        settings = replace(AddingSettings(), **given).check()
+        return run_gradients(settings, out=args.out, source=args.source, train_steps=args.train_steps,
+                             batch=args.batch, overwrite=args.overwrite, plot=not args.no_plot, quiet=args.quiet)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def add_cells_flags(p):
+    p.epilog = ("Train a model first, e.g. 'python demo.py chars --text anna.txt --minutes 10'. The page needs no "
+                "network. See README.md, 'What the char-RNN's cells learned'.")
+    p.add_argument("--checkpoint", type=_existing_file, required=True, metavar="FILE",
+                   help="a checkpoint of 'demo.py chars' (e.g. runs/chars/chars.npz)")
+    p.add_argument("--text", type=_existing_file, required=True, metavar="FILE",
+                   help="the text it was trained on; the passage comes from its validation part (last 10%%)")
+    p.add_argument("--length", type=_int(2), default=2000, metavar="CHARS",
+                   help="characters in the passage (default 2000)")
+    p.add_argument("--offset", type=_int(0), default=0, metavar="CHARS",
+                   help="start at the first paragraph after this many characters into the validation text "
+                        "(default 0)")
+    p.add_argument("--top", type=_int(1), default=3, metavar="K",
+                   help="list the K most correlated cells for each property (default 3)")
+    p.add_argument("--out", metavar="FILE",
+                   help="where to write the page (default cells.html next to the checkpoint)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing page")
+
+
+def run_cells_command(args, parser):
+    from numpylstm.demos.cells import run_cells
+
+    if args.out:
+        _check_writable(parser, "--out", args.out)
+    try:
+        return run_cells(args.checkpoint, args.text, out=args.out, length=args.length, offset=args.offset,
+                         per_property=args.top, overwrite=args.overwrite)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
 # --------------------------------------------------------------------------- dispatch
 
 # name -> (help, add_flags(parser), run(args, parser) -> exit status)
@@ -312,6 +480,13 @@ COMMANDS = {
     "sine": ("train an LSTM to predict the next value of a sine curve (default)", add_sine_flags, run_sine_command),
     "chars": ("train a character-level LSTM on a text (Udacity's Anna KaRNNa)", add_chars_flags, run_chars_command),
     "sample": ("generate text from a 'chars' checkpoint", add_sample_flags, run_sample_command),
+    "inside": ("draw the sine model's gates, cell and hidden states for one test window", add_inside_flags,
+               run_inside_command),
+    "gradients": ("measure how far back the gradient reaches: LSTM against a plain tanh RNN",
+                  add_gradients_flags, run_gradients_command),
+    "adding": ("the adding problem: long memory, LSTM against a plain tanh RNN", add_adding_flags,
+               run_adding_command),
+    "cells": ("an HTML page of what a 'chars' model's cells track in its text", add_cells_flags, run_cells_command),
 }
 DEFAULT_COMMAND = "sine"
 

@@ -1,0 +1,158 @@
+"""Gradient flow, measured: ``python demo.py gradients`` (derivations/11_why_lstm.md, 11.3-11.4).
+
+For a loss on the last of T steps (the adding problem's MSE on h_T through the dense head), walk the backward
+pass one step at a time with the textbook step functions and record, at every t, the batch mean of the
+per-sequence norms of dh_t (the total gradient at h_t, (B1) / (R3)) and, for the LSTM, of dc_t (the total
+gradient at c_t, (B2)). Done for the LSTM and the plain tanh RNN, at initialisation and after training on the
+adding problem (the weights of ``demo.py adding``'s checkpoints when present, else a short training run here),
+drawn on a log scale into ``runs/gradients/flow.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import model_from_checkpoint
+from ..model import CELLS, LSTMModel
+from ..optim import Adam
+from ..rnn import rnn_forward, rnn_step_backward
+from ..textbook import lstm_forward, lstm_step_backward
+from ..train import Progress, Trainer, constant_lr, run_for_cli
+from .adding import AddingSettings, adding_batch, settings_from_checkpoint
+
+__all__ = ["gradient_norms", "run_gradients"]
+
+NAMES = {"lstm": "LSTM", "rnn": "tanh RNN"}
+
+
+def gradient_norms(model, x, y):
+    """Per-step gradient norms of a one-layer, head "last", MSE model on (x, y).
+
+    Returns (dh_norms (T,), dc_norms (T,) or None for the RNN): entry t-1 is the mean over the batch of
+    ||dL/dh_t|| (and ||dL/dc_t||), the total gradient at step t for the loss on the last step only.
+    """
+    if model.num_layers != 1 or model.head != "last" or model.loss != "mse":
+        raise ValueError("gradient_norms needs a one-layer model with head 'last' and loss 'mse'")
+    P, cell = model.params, model.cell
+    Wx, Wh, b = P[f"{cell}.0.Wx"], P[f"{cell}.0.Wh"], P[f"{cell}.0.b"]
+    if cell == "rnn":
+        hs, hT, cache = rnn_forward(x, None, Wx, Wh, b)
+    else:
+        hs, (hT, _), cache = lstm_forward(x, None, None, Wx, Wh, b)
+    pred = hT @ P["head.W"] + P["head.b"]  # (H1)
+    dy = 2.0 * (pred - y) / pred.size  # (L2) the gradient of the mean squared error
+    dh = dy @ P["head.W"].T  # (H4): dh_T, the only gradient from outside the recurrence
+    dc = np.zeros_like(dh)
+    T = len(cache)
+    dh_norms, dc_norms = np.zeros(T), np.zeros(T)
+    for t in reversed(range(T)):
+        dh_norms[t] = np.linalg.norm(dh, axis=1).mean()
+        if cell == "rnn":
+            _, dh, _, _, _ = rnn_step_backward(dh, cache[t])  # (V1): dh_{t-1} = dh_t D_t Wh^T
+        else:
+            step = cache[t]
+            o, tanh_c = step[8], step[9]
+            dc_norms[t] = np.linalg.norm(dc + dh * o * (1 - tanh_c**2), axis=1).mean()  # (B2): the total dc_t
+            _, dh, dc, _, _, _ = lstm_step_backward(dh, dc, step)
+    return dh_norms, (None if cell == "rnn" else dc_norms)
+
+
+def _trained(cell, s, source, steps, quiet, stream):
+    """A trained model of ``cell``: from ``source``/<cell>.npz when it exists, else ``steps`` steps here.
+
+    Returns (model, description) or (None, exit code) after Ctrl-C / divergence.
+    """
+    path = Path(source) / f"{cell}.npz" if source else None
+    if path is not None and path.is_file():
+        ks = settings_from_checkpoint(path)
+        model, ck = model_from_checkpoint(path)
+        return _to_float64(model), f"weights of {path} (step {ck.step}, trained at T = {ks.timesteps})"
+    ks = replace(s, cell=cell)
+    dt = np.dtype(ks.dtype)
+    model = LSTMModel(2, ks.lstm_size, 1, seed=ks.seed, dtype=dt, cell=cell)
+    trainer = Trainer(model, Adam(model.params, lr=ks.lr),
+                      lambda step: adding_batch(ks.batch_size, ks.timesteps,
+                                                np.random.default_rng([ks.seed, 0, step]), dt),
+                      steps, schedule=constant_lr(ks.lr), clip_norm=ks.clip,
+                      progress=Progress(steps, stream=stream, enabled=not quiet, every=max(1, steps // 4)))
+    result, code = run_for_cli(trainer, resume_hint="(nothing saved; run again)")
+    if code is not None:
+        return None, code
+    return _to_float64(model), f"{result.step} steps of Adam here (lr {ks.lr:g}, batch {ks.batch_size})"
+
+
+def _to_float64(model):
+    """The same model in float64 (the measurement needs the range: RNN gradients reach 1e-30 and below)."""
+    c = model.config
+    c["dtype"] = "float64"
+    m = LSTMModel(**c)
+    m.params.update({k: v.astype(np.float64) for k, v in model.params.items()})
+    return m
+
+
+def run_gradients(s: AddingSettings, *, out="runs/gradients", source="runs/adding", train_steps=1000,
+                  batch=256, overwrite=False, plot=True, quiet=False, stream=None) -> int:
+    """Measure, print the ratios ||dh_1|| / ||dh_T|| (and the c ratios), draw ``out``/flow.png."""
+    stream = sys.stdout if stream is None else stream
+    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
+    s.check()
+    png = Path(out) / "flow.png"
+    if plot and png.exists() and not overwrite:
+        raise ValueError(f"{png} exists; pass --overwrite to replace it")
+    x, y = adding_batch(batch, s.timesteps, np.random.default_rng([s.seed, 2]), np.float64)
+    say(f"gradient flow: loss on step T = {s.timesteps} of the adding problem, {batch} sequences, "
+        f"H = {s.lstm_size}, one layer + dense head, float64")
+    curves = {}
+    for cell in CELLS:
+        init = LSTMModel(2, s.lstm_size, 1, seed=s.seed, dtype=np.float64, cell=cell)
+        curves[(cell, "at initialisation")] = gradient_norms(init, x, y)
+        say(f"{NAMES[cell]} after training: ...")
+        trained, how = _trained(cell, s, source, train_steps, quiet, stream)
+        if trained is None:
+            return how
+        say(f"  {how}")
+        curves[(cell, "after training")] = gradient_norms(trained, x, y)
+        if cell == "rnn":
+            for label, m in (("at initialisation", init), ("after training", trained)):
+                Wh = m.params["rnn.0.Wh"]
+                say(f"  RNN W_h {label}: largest singular value {np.linalg.norm(Wh, 2):.3f}, spectral radius "
+                    f"{np.abs(np.linalg.eigvals(Wh)).max():.3f}  (V2)")
+    lines = []
+    for (cell, when), (dh, dc) in curves.items():
+        text = f"{NAMES[cell] + ' ' + when + ':':<32} ||dh_1|| / ||dh_T|| = {dh[0] / dh[-1]:.3g}"  # (V2)
+        if dc is not None:
+            text += f"   ||dc_1|| / ||dc_T|| = {dc[0] / dc[-1]:.3g}"
+        lines.append(text)
+    if plot:
+        from .plots import PlotsUnavailable
+
+        try:
+            say(f"plot: {plot_flow(png, curves)}")
+        except PlotsUnavailable as exc:
+            say(f"plot skipped: {exc}")
+    for text in lines:
+        print(text, file=stream, flush=True)
+    return 0
+
+
+def plot_flow(path, curves):
+    from .plots import _figure, _save
+
+    fig, ax = _figure(9.0, 5.0)
+    colours = {"lstm": "#1f77b4", "rnn": "#d62728"}
+    for (cell, when), (dh, dc) in curves.items():
+        t = np.arange(1, dh.size + 1)
+        style = "-" if when == "after training" else "--"
+        ax.plot(t, dh, style, color=colours[cell], label=f"{NAMES[cell]} ||dh_t||, {when}")
+        if dc is not None:
+            ax.plot(t, dc, style, color="#2ca02c", label=f"LSTM ||dc_t||, {when}")
+    ax.set_yscale("log")
+    ax.set_xlabel("timestep t (the loss is on the last one)")
+    ax.set_ylabel("mean over the batch of ||dL/dh_t||, ||dL/dc_t||")
+    ax.set_title("how far back the gradient of a loss at step T reaches")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)

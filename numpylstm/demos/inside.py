@@ -1,0 +1,142 @@
+"""Inside the sine model: ``python demo.py inside`` draws every gate, the cell and hidden states for one window.
+
+The sine model's weights (a ``demo.py sine`` checkpoint, or a fresh default run trained here) are run through
+``textbook.lstm_forward`` layer by layer on one test window; its step caches hold the gate activations
+i_t, f_t, o_t (F2) and g_t (F3), from which c_t (F4) and h_t (F5) follow. One row of heatmaps per layer
+(units x timesteps) and the window with its prediction go into ``runs/sine/inside.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import model_from_checkpoint
+from ..textbook import lstm_forward
+from ..train import Progress, run_for_cli
+from .data import sine_data
+from .sine import SineSettings, build, settings_from_checkpoint
+
+__all__ = ["layer_activations", "run_inside"]
+
+PANELS = ("i", "f", "g", "o", "c", "h")
+
+
+def layer_activations(model, x):
+    """Run ``model`` (float input, no dropout) on x (N, T, D) with the textbook layer, keeping everything.
+
+    Returns (y (N, O), layers): layers[l] is a dict of (N, T, H) arrays "i", "f", "g", "o", "c", "h".
+    """
+    P, inp, layers = model.params, np.asarray(x, model.dtype), []
+    for l in range(model.num_layers):
+        hs, _, cache = lstm_forward(inp, None, None, P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"], P[f"lstm.{l}.b"])
+        got = {k: np.stack([step[5 + j] for step in cache], axis=1) for j, k in enumerate("ifgo")}
+        c_prev = np.stack([step[2] for step in cache], axis=1)
+        got["c"] = got["f"] * c_prev + got["i"] * got["g"]  # (F4) c_t = f_t c_{t-1} + i_t g_t
+        got["h"] = hs  # (F5)
+        layers.append(got)
+        inp = hs  # (S1)
+    y = inp[:, -1] @ P["head.W"] + P["head.b"]  # (H1)
+    return y, layers
+
+
+def _model(checkpoint, out, overwrite, quiet, stream):
+    """(model, settings, description) from a checkpoint, or trained here with the default settings.
+
+    Returns (None, exit code, None) when training ended early (Ctrl-C, divergence).
+    """
+    if checkpoint is not None:
+        s = settings_from_checkpoint(checkpoint)
+        model, ck = model_from_checkpoint(checkpoint)
+        return model, s, f"{checkpoint} (step {ck.step})"
+    s = SineSettings()
+    ckpt = Path(out) / "inside.npz"
+    if ckpt.exists() and not overwrite:
+        raise ValueError(f"{ckpt} exists (the model of an earlier 'inside' run): reuse it with --checkpoint "
+                         f"{ckpt}, or pass --overwrite to train a new one")
+    progress = Progress(s.steps, stream=stream, enabled=not quiet, every=max(1, s.steps // 10))
+    _, model, trainer = build(s, progress, checkpoint_path=ckpt, interrupt_path=ckpt)
+    result, code = run_for_cli(trainer, resume_hint="the sine demo's --resume; or draw it now with --checkpoint")
+    if code is not None:
+        return None, code, None
+    return model, s, f"the default sine model trained here ({result.step} steps), saved to {ckpt}"
+
+
+def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False, quiet=False, stream=None) -> int:
+    stream = sys.stdout if stream is None else stream
+    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
+    png = Path(out) / "inside.png"
+    if png.exists() and not overwrite:
+        raise ValueError(f"{png} exists; pass --overwrite to replace it")
+    model, s, how = _model(checkpoint, out, overwrite, quiet, stream)
+    if model is None:
+        return s
+    data = sine_data(s.training_examples, s.testing_examples, s.sample_gap, s.timesteps, dtype=s.dtype)
+    if not 0 <= window < data.test_x.shape[0]:
+        raise ValueError(f"--window must be in [0, {data.test_x.shape[0] - 1}] (a test window); got {window}")
+    x = data.test_x[window:window + 1]
+    y, layers = layer_activations(model, x)
+    ref = model.forward(x)[0]
+    if not np.allclose(y, ref, rtol=1e-4, atol=1e-5):  # the textbook walk is the model, or the picture lies
+        raise RuntimeError(f"textbook forward {y.ravel()} differs from the model's {ref.ravel()}")
+    say(f"inside the sine model: {how}; {s.lstm_layers} layers x {s.lstm_size} units, test window {window} "
+        f"(T = {s.timesteps})")
+    for l, acts in enumerate(layers):
+        means = "  ".join(f"mean {k} {acts[k].mean():.2f}" for k in "ifo")
+        say(f"  layer {l}: {means}  |c| max {np.abs(acts['c']).max():.2f}")
+    from .plots import PlotsUnavailable
+
+    try:
+        path = plot_inside(png, x[0, :, 0], float(data.test_y[window, 0]), float(y[0, 0]), layers,
+                           data.test_t[window], s.sample_gap)
+    except PlotsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"prediction {float(y[0, 0]):.6f}, target {float(data.test_y[window, 0]):.6f}; plot: {path}",
+          file=stream, flush=True)
+    return 0
+
+
+def plot_inside(path, window, target, pred, layers, t_target, gap):
+    from .plots import _save
+
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        from .plots import PlotsUnavailable
+
+        raise PlotsUnavailable("plots need matplotlib: pip install 'numpylstm[plot]' (or matplotlib)") from exc
+    L = len(layers)
+    T, H = layers[0]["h"].shape[1:]
+    fig = Figure(figsize=(15, 2.6 * L + 2.8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(L + 1, len(PANELS), height_ratios=[1.0] * L + [1.0])
+    titles = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o",
+              "c": "cell state c", "h": "hidden state h"}
+    for l, acts in enumerate(layers):
+        for j, k in enumerate(PANELS):
+            ax = fig.add_subplot(grid[l, j])
+            a = acts[k][0].T  # (H, T): units down, time across
+            if k in "ifo":
+                im = ax.imshow(a, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+            else:
+                lim = 1.0 if k in "gh" else max(1.0, float(np.abs(a).max()))
+                im = ax.imshow(a, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
+            ax.set_title(f"layer {l}: {titles[k]}", fontsize=9)
+            ax.set_xlabel("timestep t", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("unit", fontsize=8)
+            ax.tick_params(labelsize=7)
+    ax = fig.add_subplot(grid[L, :])
+    ts = t_target - gap * np.arange(T, 0, -1)
+    ax.plot(ts, window, "o-", color="#9ecae1", label="input window (T values of sin)")
+    ax.plot([t_target], [target], "s", color="#333333", markersize=8, label=f"target {target:.4f}")
+    ax.plot([t_target], [pred], "x", color="#d62728", markersize=12, mew=2, label=f"prediction {pred:.4f}")
+    ax.set_xlabel("t (the curve's abscissa)")
+    ax.set_title("the window, its next value and the model's prediction (from h_T of the top layer)", fontsize=9)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)

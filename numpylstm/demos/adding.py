@@ -164,14 +164,17 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
     model = LSTMModel(2, s.lstm_size, 1, head="last", loss="mse", seed=s.seed, dtype=dt, cell=s.cell)
     opt = Adam(model.params, lr=s.lr)
     spent = [0.0]  # training seconds of earlier (resumed) runs
-    clock = [None]
+    clock = [None]  # perf_counter at the start of this run's training
+    eval_time = [0.0]  # seconds this run spent evaluating: not training time
 
     def batches(step):
         return adding_batch(s.batch_size, s.timesteps, np.random.default_rng([s.seed, 0, step]), dt)
 
     def test_mse(m):
+        start = time.perf_counter()
+        seconds = spent[0] + start - clock[0] - eval_time[0]  # training seconds so far, evaluations excluded
         pred = m.forward(test_x)[0]
-        seconds = spent[0] + (time.perf_counter() - clock[0] if clock[0] is not None else 0.0)
+        eval_time[0] += time.perf_counter() - start
         return {"test MSE": float(np.mean((pred.astype(np.float64) - test_y) ** 2)), "seconds": seconds}
 
     progress = AddingProgress(STEPS_CAP, stream=stream, enabled=not quiet, every=s.eval_every * 4)
@@ -188,18 +191,17 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
         ck = trainer.resume(resume)
         spent[0] = trainer.evals[-1][1]["seconds"] if trainer.evals else 0.0
         say(f"resumed from {resume} at step {ck.step} ({format_seconds(spent[0])} of training so far)")
-    if not trainer.evals:
-        clock[0] = time.perf_counter()
-        trainer._evaluate()  # the score before training, at 0 s
     clock[0] = time.perf_counter()
+    if not trainer.evals:
+        trainer._evaluate()  # the score before training, at 0 s
     result, code = run_for_cli(trainer, resume, time_limit=max(0.0, s.minutes * 60.0 - spent[0]))
     if code is not None:
         return code
     final = trainer.evals[-1][1]
     first_below = next((m["seconds"] for st, m in trainer.evals if m["test MSE"] <= 0.01), None)
     step_below = next((st for st, m in trainer.evals if m["test MSE"] <= 0.01), None)
-    say(f"trained {result.step} steps in {format_seconds(final['seconds'])} "
-        f"({result.steps_per_second:.1f} steps/s this run); checkpoint: {result.checkpoint}")
+    say(f"trained {result.step} steps in {final['seconds']:.1f} s (evaluations excluded; "
+        f"{result.steps_per_second:.1f} steps/s this run with them); checkpoint: {result.checkpoint}")
     if first_below is not None:
         say(f"test MSE first <= 0.01 at step {step_below}, after {first_below:.1f} s of training")
     else:

@@ -316,7 +316,7 @@ def add_inside_flags(p):
                    help="draw this sine-demo checkpoint (python demo.py sine --checkpoint FILE) instead of "
                         "training the default model")
     p.add_argument("--window", type=_int(0), default=500, metavar="K",
-                   help="which test window to show, 0..999 (default 500)")
+                   help="which test window to show, 0..999 (default 500: near a trough of the curve)")
     p.add_argument("--out", default="runs/sine", metavar="DIR", help="folder for inside.png (default runs/sine)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DIR/inside.png (and DIR/inside.npz)")
     p.add_argument("--quiet", action="store_true", help="print only the final line")

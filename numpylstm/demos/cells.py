@@ -9,7 +9,8 @@ the state carried from zeros), and
   quotation marks, position in the line, just after a space, ...), Pearson's r over the whole passage;
 * write ``runs/chars/cells.html``: the passage with each character's background coloured by a chosen cell
   (h, or tanh(c) so both share one scale from -1 to +1, with a legend), the table of the most correlated cells
-  (click a row to show that cell) and a selector for any other cell. No network, no external scripts: the
+  (click a row to show that cell), a selector for any other cell, and a cell chosen by the address
+  (``cells.html#kind=c&layer=0&unit=5``). No network, no external scripts: the
   activations are embedded as base64 int8 and drawn by a few lines of inline JavaScript.
 """
 
@@ -204,7 +205,8 @@ function current() {{ return [document.querySelector("input[name=kind]:checked")
 for (const el of document.querySelectorAll("input")) el.addEventListener("change", () => show(...current()));
 for (const tr of document.querySelectorAll("tr[data-kind]"))
   tr.addEventListener("click", () => show(tr.dataset.kind, +tr.dataset.layer, +tr.dataset.unit));
-show(...current());
+const want = /kind=([ch]).*layer=(\d+).*unit=(\d+)/.exec(location.hash);  // e.g. cells.html#kind=c&layer=0&unit=5
+if (want) show(want[1], +want[2], +want[3]); else show(...current());
 </script>
 </body></html>
 """

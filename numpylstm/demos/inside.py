@@ -105,6 +105,7 @@ def plot_inside(path, window, target, pred, layers, t_target, gap):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         from .plots import PlotsUnavailable
 
@@ -131,6 +132,7 @@ def plot_inside(path, window, target, pred, layers, t_target, gap):
             if j == 0:
                 ax.set_ylabel("unit", fontsize=8)
             ax.tick_params(labelsize=7)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax = fig.add_subplot(grid[L, :])
     ts = t_target - gap * np.arange(T, 0, -1)
     ax.plot(ts, window, "o-", color="#9ecae1", label="input window (T values of sin)")

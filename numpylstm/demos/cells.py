@@ -205,7 +205,7 @@ function current() {{ return [document.querySelector("input[name=kind]:checked")
 for (const el of document.querySelectorAll("input")) el.addEventListener("change", () => show(...current()));
 for (const tr of document.querySelectorAll("tr[data-kind]"))
   tr.addEventListener("click", () => show(tr.dataset.kind, +tr.dataset.layer, +tr.dataset.unit));
-const want = /kind=([ch]).*layer=(\d+).*unit=(\d+)/.exec(location.hash);  // e.g. cells.html#kind=c&layer=0&unit=5
+const want = /kind=([ch]).*layer=(\\d+).*unit=(\\d+)/.exec(location.hash);  // e.g. cells.html#kind=c&layer=0&unit=5
 if (want) show(want[1], +want[2], +want[3]); else show(...current());
 </script>
 </body></html>

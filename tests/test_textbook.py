@@ -20,7 +20,7 @@ import pytest
 
 import numpylstm
 from numpylstm import LSTMModel, fast, textbook
-from numpylstm.gradcheck import LAYER_TOL, check_arrays, check_layer
+from numpylstm.gradcheck import LAYER_TOL, check_arrays, check_layer, check_model
 
 RTOL = 1e-13
 RESULTS = ("hs", "hT", "cT", "dx", "dh0", "dc0", "dWx", "dWh", "db")
@@ -307,3 +307,22 @@ def test_textbook_sigmoid_is_overflow_safe_and_keeps_the_dtype(dtype):
     mid = np.linspace(-30, 30, 121)
     np.testing.assert_allclose(textbook.sigmoid(mid), 1 / (1 + np.exp(-mid)), rtol=1e-15, atol=0)
     np.testing.assert_allclose(textbook.sigmoid(mid), fast.sigmoid(mid), rtol=0, atol=5e-16)
+
+
+def test_gradcheck_impl_is_checked_and_restored():
+    with pytest.raises(ValueError, match="impl must be one of 'fast', 'textbook'; got 'slow'"):
+        check_layer(impl="slow")
+    model = LSTMModel(2, 3, 1, seed=0)
+    x, y = np.ones((1, 2, 2)), np.ones((1, 1))
+    with pytest.raises(ValueError, match="impl must be one of"):
+        check_model(model, x, y, impl="slow")
+    assert model.impl == "fast"
+    calls = []
+    real = textbook.lstm_forward
+    try:
+        textbook.lstm_forward = lambda *a: calls.append(1) or real(*a)
+        rows = check_model(model, x, y, impl="textbook")
+    finally:
+        textbook.lstm_forward = real
+    assert calls and model.impl == "fast"
+    assert all(r.max_rel < 1e-6 for r in rows)

@@ -326,3 +326,115 @@ def test_gradcheck_impl_is_checked_and_restored():
         textbook.lstm_forward = real
     assert calls and model.impl == "fast"
     assert all(r.max_rel < 1e-6 for r in rows)
+
+
+# ------------------------------------------------------------------------------------------ training with either
+
+def _tiny_sine(**kw):
+    from numpylstm.demos.sine import SineSettings
+
+    return SineSettings(timesteps=6, lstm_size=5, lstm_layers=2, batch_size=8, steps=100, warmup=10, seed=1,
+                        dtype="float64", training_examples=300, testing_examples=40, **kw)
+
+
+def assert_same_losses(got, want, rtol=1e-12):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape == (100,)
+    err = np.abs(got - want) / np.abs(want)
+    assert err.max() <= rtol, f"step {err.argmax()}: relative difference {err.max():.2e}"
+
+
+@pytest.mark.parametrize("keep_prob", [1.0, 0.8], ids=["no-dropout", "dropout"])
+def test_sine_training_has_the_same_losses_with_either_impl(keep_prob):
+    """float64, 100 Adam steps of the sine demo's own trainer: the same loss at every step to 1e-12."""
+    from numpylstm.demos.sine import build
+
+    runs = {}
+    for impl in ("fast", "textbook"):
+        _, model, trainer = build(_tiny_sine(keep_prob=keep_prob), impl=impl)
+        assert model.impl == impl
+        runs[impl] = trainer.run()
+    assert_same_losses(runs["fast"].losses, runs["textbook"].losses)
+    assert runs["fast"].losses[-1] < 0.5 * runs["fast"].losses[0]  # it trained
+
+
+def test_stateful_sine_training_has_the_same_losses_with_either_impl():
+    from numpylstm.demos.sine_stateful import build_stateful
+
+    losses = {impl: build_stateful(_tiny_sine(), impl=impl)[3].run().losses for impl in ("fast", "textbook")}
+    assert_same_losses(losses["fast"], losses["textbook"])
+
+
+def test_token_training_has_the_same_losses_with_either_impl():
+    """The char-RNN's setting: token ids, head "all", softmax_ce, dropout, state carried between batches."""
+    from numpylstm.optim import Adam
+    from numpylstm.train import Trainer
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 11, (100, 4, 7))
+    losses = {}
+    for impl in ("fast", "textbook"):
+        model = LSTMModel(11, 6, 11, num_layers=2, dropout=0.25, head="all", loss="softmax_ce", seed=2, impl=impl)
+        trainer = Trainer(model, Adam(model.params, lr=1e-2), lambda step: (data[step], np.roll(data[step], -1, 1)),
+                          100, stateful=True, reset_state=lambda step: step % 10 == 0)
+        losses[impl] = trainer.run().losses
+    assert_same_losses(losses["fast"], losses["textbook"])
+
+
+def test_losses_check_can_fail():
+    with pytest.raises(AssertionError, match="step 7"):
+        want = np.linspace(1.0, 0.1, 100)
+        got = want.copy()
+        got[7] *= 1 + 1e-11
+        assert_same_losses(got, want)
+
+
+@pytest.mark.parametrize("first,then", [("fast", "textbook"), ("textbook", "fast")])
+def test_a_checkpoint_resumes_with_the_other_impl(tmp_path, first, then):
+    """impl is a run setting, not architecture: stop at step 40 with one, finish with the other; the losses
+    and the final weights equal an uninterrupted run's to ~1e-12."""
+    from numpylstm.demos.sine import build
+
+    s = _tiny_sine(keep_prob=0.8)
+    _, full_model, full = build(s, impl=first)
+    full.run()
+    _, _, part = build(s, checkpoint_path=tmp_path / "run.npz", impl=first)
+    part.run(stop_at=40)
+    _, model, rest = build(s, impl=then)
+    rest.resume(tmp_path / "run.npz")
+    rest.run()
+    assert_same_losses(rest.losses, full.losses)
+    for k, p in full_model.params.items():
+        assert max_rel(model.params[k], p) < 1e-10, k
+
+
+def test_demo_cli_takes_impl_and_resumes_across_impls(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    monkeypatch.chdir(tmp_path)
+    import demo
+
+    tiny = ["--steps", "12", "--lstm-size", "4", "--timesteps", "5", "--batch-size", "8", "--warmup", "2",
+            "--dtype", "float64", "--no-plot", "--quiet"]
+    assert demo.main(["sine", *tiny, "--impl", "textbook", "--stop-at", "6", "--checkpoint", "a.npz"]) == 0
+    assert demo.main(["sine", *tiny, "--resume", "a.npz"]) == 0  # made with textbook, resumed with fast
+    resumed = capsys.readouterr().out.splitlines()[-1]
+    assert demo.main(["sine", *tiny, "--impl", "textbook"]) == 0
+    whole = capsys.readouterr().out.splitlines()[-1]
+    assert resumed.startswith("test RMSE: ") and resumed == whole
+    assert demo.main(["sine", *tiny, "--stateful", "--impl", "textbook"]) == 0
+    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 20, encoding="utf-8")
+    chars = ["chars", "--text", "t.txt", "--epochs", "1", "--n-seqs", "2", "--n-steps", "5", "--lstm-size", "4",
+             "--dtype", "float64", "--no-plot", "--sample-length", "0", "--quiet"]
+    capsys.readouterr()
+    assert demo.main([*chars, "--out", "a", "--impl", "textbook"]) == 0
+    assert demo.main([*chars, "--out", "b"]) == 0
+    val = capsys.readouterr().out.splitlines()
+    assert len(val) == 2 and val[0].startswith("val loss: ") and val[0] == val[1]
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["sine", "--impl", "slow"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--impl: invalid choice: 'slow' (choose from 'fast', 'textbook')" in err
+    sys.modules.pop("demo", None)

@@ -290,9 +290,16 @@ def test_the_ast_check_would_see_out_and_a_class():
 
 
 def test_textbook_functions_are_reachable_after_import_numpylstm():
-    for name in ("sigmoid", "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward"):
-        assert callable(getattr(numpylstm.textbook, name)), name
-    assert numpylstm.textbook is textbook
+    """In a fresh interpreter (here, importing numpylstm.textbook by name would hide a missing export)."""
+    import subprocess
+    import sys
+
+    names = ("sigmoid", "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward")
+    code = f"import numpylstm; print(all(callable(getattr(numpylstm.textbook, n)) for n in {names!r}))"
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert out.stdout.strip() == "True", out.stderr
+    assert numpylstm.textbook is textbook and "textbook" in numpylstm.__all__
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

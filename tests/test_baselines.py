@@ -139,3 +139,24 @@ def test_loss_plot_draws_the_baselines(tmp_path, monkeypatch):
     flat = {float(line.get_ydata()[0]) for line in ax.lines if len(set(line.get_ydata())) == 1}
     assert {3.3, 2.0} <= flat
     assert {"uniform 3.30", "bigram 2.00"} <= {t.get_text() for t in ax.texts}
+
+
+def test_orders_whose_codes_overflow_are_refused():
+    with pytest.raises(ValueError, match="int64"):
+        ngram_cross_entropy(TRAIN, [A, B], 11, 77)  # 77**11 > 2**63
+
+
+def test_command_prints_the_demo_line(tmp_path, capsys):
+    from numpylstm.demos.baselines import main
+
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT * 12, encoding="utf-8")  # long enough for one 32 x 50 validation batch
+    assert main(["--text", str(path), "--orders", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    vocab = tx.Vocab.from_text(TEXT * 12)
+    train, val = tx.split(vocab.encode(TEXT * 12), 0.1)
+    M = tx.num_batches(len(val), 32, 50) * 32 * 50
+    assert out[1] == format_baselines(baselines(train, val[: M + 1], len(vocab)))
+    assert out[2] == f"4-gram {ngram_cross_entropy(train, val[: M + 1], 4, len(vocab)):.4f}"
+    assert main(["--text", str(tmp_path / "missing.txt")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

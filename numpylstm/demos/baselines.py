@@ -25,11 +25,16 @@ not how often it occurs). For n = 1 this is absolute discounting of the characte
 Which characters are scored: ``val[1:]``, the targets of the LSTM's validation loss (the demo passes exactly
 the characters its evaluation walks). The context of val[1] reaches back into the end of the training text
 (the text is contiguous), so every scored character has its full n - 1 characters of context.
+
+``python -m numpylstm.demos.baselines --text FILE [--orders N]`` prints the chars demo's line for FILE with the
+demo's split and batch sizes (defaults of ``CharSettings``), and with ``--orders N`` also orders 4 .. N.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 
 import numpy as np
 
@@ -81,6 +86,9 @@ def ngram_cross_entropy(train, val, order, vocab_size, discount=DISCOUNT) -> flo
         raise ValueError("train and val must be 1-D sequences of token ids")
     if len(val) < 2:
         raise ValueError(f"val must hold at least 2 characters (the first is only context); got {len(val)}")
+    if V < 1 or V**order >= 2**63:
+        raise ValueError(f"vocab_size**order must fit in int64 (the n-grams are coded as integers); got "
+                         f"vocab_size {V}, order {order}")
     if len(train) < order:
         raise ValueError(f"train must hold at least order = {order} characters; got {len(train)}")
     for name, s in (("train", train), ("val", val)):
@@ -114,3 +122,34 @@ def baselines(train, val, vocab_size, discount=DISCOUNT) -> dict[str, float]:
 def format_baselines(b: dict) -> str:
     """The one line the chars demo prints: ``baselines (nats/char): uniform 4.3438, unigram ...``."""
     return "baselines (nats/char): " + ", ".join(f"{k} {v:.4f}" for k, v in b.items())
+
+
+def main(argv=None) -> int:
+    """``baselines (nats/char): ...`` for a text, split and scored exactly as ``demo.py chars`` does."""
+    from .chars import CharSettings, default_text, read_text
+    from .text import Vocab, num_batches, split
+
+    parser = argparse.ArgumentParser(prog="python -m numpylstm.demos.baselines", description=main.__doc__)
+    parser.add_argument("--text", help="UTF-8 text file (default: the project's README.md and derivations)")
+    parser.add_argument("--orders", type=int, default=3, help="also print n-gram models of order 4 .. ORDERS")
+    args = parser.parse_args(argv)
+    s = CharSettings(epochs=1)
+    try:
+        text = read_text(args.text) if args.text else default_text()[0]
+        vocab = Vocab.from_text(text)
+        train, val = split(vocab.encode(text), s.val_fraction)
+        scored = num_batches(len(val), s.n_seqs, s.n_steps) * s.n_seqs * s.n_steps
+        print(f"{len(text):,} characters, {len(vocab)} distinct; train {len(train):,}; validation characters "
+              f"scored {scored:,} (n_seqs {s.n_seqs} x n_steps {s.n_steps} batches of the last "
+              f"{s.val_fraction:.0%})")
+        print(format_baselines(baselines(train, val[: scored + 1], len(vocab))))
+        for order in range(4, args.orders + 1):
+            print(f"{order}-gram {ngram_cross_entropy(train, val[: scored + 1], order, len(vocab)):.4f}")
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -130,3 +130,32 @@ def test_gate_block_errors_assigns_columns_to_gates():
     idx = np.array([0, 1])  # only the i block checked (a subset)
     e = gate_block_errors(np.array([0.1, 0.2]), idx, H)
     assert e[0] == 0.2 and all(np.isnan(e[1:]))
+
+
+def test_chapter_08_table_is_the_commands_output(zoo_output):
+    """derivations/08 section 8.4 pastes the command's output: its bugs, verdicts and figures must still hold."""
+    from pathlib import Path
+
+    chapter = (Path(__file__).resolve().parents[1] / "derivations" / "08_gradient_checking.md").read_text("utf-8")
+    block = chapter[chapter.index("## 8.4"):].split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    _, lines = zoo_output
+    assert block[-1] == lines[-1]
+    names = [b.name for b in (bugzoo.CORRECT, *bugzoo.BUGS)]
+
+    def table(rows):
+        out = {}
+        for name in names:
+            row = next(r for r in rows if r.startswith(name + " "))
+            fields = row[len(name):].split()
+            out[name] = ([float(v) for v in fields[:4]], fields[4], float(fields[5]))
+        return out
+
+    pasted, now = table(block), table(lines)
+    for name in names:
+        (e1, mark1, loss1), (e2, mark2, loss2) = pasted[name], now[name]
+        assert mark1 == mark2, name
+        assert loss1 == pytest.approx(loss2, rel=0.05, abs=2e-4), name
+        for a, b in zip(e1, e2):
+            assert (a > bugzoo.CAUGHT) == (b > bugzoo.CAUGHT), name
+            if b > bugzoo.CAUGHT:
+                assert a == pytest.approx(b, rel=0.06), name

@@ -28,6 +28,11 @@ from .gradcheck import LAYER_TOL, check_arrays
 from .optim import Adam
 from .textbook import lstm_step_backward, sigmoid
 
+def logit(y):
+    """The pre-activation a of a gate value y = sigmoid(a): ln(y / (1 - y)) (textbook's step cache holds y only)."""
+    return np.log(y / (1 - y))
+
+
 CAUGHT = 1e-3  # a gate block's error above this is a bug, not rounding
 STEPS = 300  # training steps of the short run
 GRAD_ARRAYS = ("Wx", "Wh", "b")  # the arrays with a fused 4H gate axis
@@ -100,6 +105,32 @@ def backward_sigmoid_twice(dh_t, dc_t, step_cache):
     dai = di * sigmoid(i) * (1 - sigmoid(i))  # BUG: (B8) sigma'(z) = sigma(z)(1 - sigma(z)) at z = i = sigma(a)
     daf = df * sigmoid(f) * (1 - sigmoid(f))  # BUG: ... and at z = f: sigmoid applied twice
     dao = do_ * sigmoid(o) * (1 - sigmoid(o))  # BUG: ... and at z = o
+    dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
+    dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
+    db = da.sum(axis=0)  # (B14) this step's term
+    if x_t.ndim == 1:
+        dx_t = None  # token ids have no gradient
+        dWx = np.zeros_like(Wx)
+        np.add.at(dWx, x_t, da)  # (E2) row token_n of dWx gets da_t[n] (scatter-add)
+    else:
+        dx_t = da @ Wx.T  # (B11) dx_t = da_t Wx^T
+        dWx = x_t.T @ da  # (B12) this step's term x_t^T da_t
+    return dx_t, dh_prev, dc_prev, dWx, dWh, db
+
+
+def backward_sigmoid_at_preactivation(dh_t, dc_t, step_cache):
+    x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
+    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
+    di = dc_t * g  # (B4) di_t = dc_t g_t
+    df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
+    dg = dc_t * i  # (B6) dg_t = dc_t i_t
+    dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    dai = di * logit(i) * (1 - logit(i))  # BUG: (B8) y (1 - y) evaluated at the pre-activation a = logit(i)
+    daf = df * logit(f) * (1 - logit(f))  # BUG: ... and at a^f (the cache holds f = sigma(a^f), not a^f)
+    dao = do_ * logit(o) * (1 - logit(o))  # BUG: ... and at a^o
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
     da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
@@ -258,6 +289,8 @@ BUGS = (
     Bug("sigmoid twice", "sigma'(z) = sigma(z)(1 - sigma(z)) evaluated at the gate's output sigma(a) instead of "
         "at its pre-activation a (the derivative is i (1 - i), not sigma(i)(1 - sigma(i)))",
         backward_step=backward_sigmoid_twice),
+    Bug("sigma' at a", "sigma' applied to the pre-activation: the output's formula y (1 - y) evaluated at a "
+        "instead of sigma(a)(1 - sigma(a)) = i (1 - i)", backward_step=backward_sigmoid_at_preactivation),
     Bug("averaged over T", "gradients averaged over time steps while the loss sums them: dW = (1/T) sum_t "
         "instead of sum_t", backward=lstm_backward_averaged_over_time),
     Bug("wrong bias block", "the wrong bias block for a gate: the forget gate's bias gradient taken from the "

@@ -600,3 +600,25 @@ def test_chapter_10_lists_every_variant_of_the_script():
     text = (DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")
     for k, (name, _) in enumerate(mif.VARIANTS):
         assert f"| {k}. {name} |" in text, f"chapter 10's table lacks the row of step {k}: {name}"
+
+
+def test_chapter_10_table_is_the_scripts_output():
+    """The block between the markers in chapter 10 is what making_it_fast.py prints (header, machine line,
+    table in the script's format); the lead pastes a quiet machine's run there."""
+    mif = _making_it_fast()
+    text = (DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")
+    m = re.search(r"<!-- making_it_fast.py output: begin -->\n(.*?)<!-- making_it_fast.py output: end -->",
+                  text, flags=re.S)
+    assert m, "chapter 10 lacks the marked block of making_it_fast.py's output"
+    lines = m.group(1).strip().splitlines()
+    assert lines[0].startswith("Forward + backward of one layer, float32, median of ")
+    assert lines[1].startswith(f"Sine: N {mif.SINE['N']}, T {mif.SINE['T']}, D {mif.SINE['D']}, H {mif.SINE['H']}")
+    assert lines[3].startswith("Machine: ") and "NumPy" in lines[3]
+    table_lines = lines[5:]
+    assert tuple(table_lines[:2]) == mif.TABLE_HEAD
+    assert len(table_lines) == 2 + len(mif.VARIANTS)
+    for k, (row, (name, _)) in enumerate(zip(table_lines[2:], mif.VARIANTS)):
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert cells[0] == f"{k}. {name}" and len(cells) == 7, row
+        for c in cells[1:]:
+            assert re.fullmatch(r"(\d+\.\d\d(x)?|same code as step 5|)", c), f"step {k}: cell {c!r}"

@@ -399,16 +399,17 @@ def time_variants(size, rounds, burst_s):
     return [statistics.median(samples[k]) if k in samples else None for k in range(len(VARIANTS))]
 
 
-def table(rounds=15, burst_s=0.04):
+TABLE_HEAD = ("| step | sine layer: ms | vs previous | vs textbook | char-RNN layer: ms | vs previous | vs textbook |",
+              "|---|---:|---:|---:|---:|---:|---:|")
+
+
+def table(rounds=25, burst_s=0.04):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
         sine = time_variants(SINE, rounds, burst_s)
         chars = time_variants(CHARS, rounds, burst_s)
-    lines = [
-        "| step | sine layer: ms | vs previous | vs textbook | char-RNN layer: ms | vs previous | vs textbook |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = list(TABLE_HEAD)
     for k, (name, _) in enumerate(VARIANTS):
         cells = [f"{k}. {name}"]
         for size, ts in ((SINE, sine), (CHARS, chars)):
@@ -432,9 +433,10 @@ def main(argv=None):
           f"worst relative difference {worst:.1e})", file=sys.stderr)
     if args.check:
         return
-    print(f"Forward + backward of one layer, float32, median of {args.rounds} interleaved bursts of ~40 ms. "
+    print(f"Forward + backward of one layer, float32, median of {args.rounds} interleaved bursts of ~40 ms.\n"
           f"Sine: N {SINE['N']}, T {SINE['T']}, D {SINE['D']}, H {SINE['H']} (the sine model's bottom layer); "
           f"char-RNN: N {CHARS['N']}, T {CHARS['T']}, {CHARS['D']} token ids, H {CHARS['H']}.")
+    print()
     print(f"Machine: {machine()}.")
     print()
     print(table(args.rounds))

@@ -361,19 +361,26 @@ def test_table_order_check_can_fail():
 
 
 def test_gradcheck_demo_patches_existing_lines():
-    """derivations/scripts/gradcheck_demo.py breaks lstm_backward_tm by replacing lines that must exist."""
+    """derivations/scripts/gradcheck_demo.py breaks a backward function (textbook.py's step, or fast.py's
+    time-major kernel) by replacing a line that must exist there exactly once."""
     import inspect
 
-    from numpylstm import fast
+    from numpylstm import fast, textbook
 
     script = (DERIV / "scripts" / "gradcheck_demo.py").read_text(encoding="utf-8")
     calls = [node for node in ast.walk(ast.parse(script))
-             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "patched_backward"]
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "patched"]
     assert len(calls) >= 2
-    src = inspect.getsource(fast.lstm_backward_tm)
+    modules = {"textbook": textbook, "fast": fast}
+    patched = set()
     for call in calls:
-        old = ast.literal_eval(call.args[0])
-        assert src.count(old) == 1, f"gradcheck_demo.py patches a line lstm_backward_tm no longer has: {old}"
+        func = call.args[0]
+        assert isinstance(func, ast.Attribute) and func.value.id in modules, ast.unparse(func)
+        target = getattr(modules[func.value.id], func.attr)
+        old = ast.literal_eval(call.args[1])
+        assert inspect.getsource(target).count(old) == 1, f"gradcheck_demo.py patches a line {ast.unparse(func)} no longer has: {old}"
+        patched.add(ast.unparse(func))
+    assert "textbook.lstm_step_backward" in patched
 
 
 # -------------------------------------------------------------------------------------- worked example

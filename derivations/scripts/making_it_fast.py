@@ -82,7 +82,7 @@ def _input_part(x, Wx, b):
         return (Wx + b)[x]
     if x.shape[2] == 1:
         return x * Wx[0] + b
-    return x @ Wx + b
+    return (x.reshape(-1, x.shape[2]) @ Wx + b).reshape(x.shape[:2] + (Wx.shape[1],))
 
 
 @_validated
@@ -245,15 +245,16 @@ def _backward_hoisted(dht, dhT, dcT, gates, cs, tcs, Wh):
     dA = s * s - (gates - shift) ** 2  # dy/da of y = s tanh(s a) + shift: (B8), (B9) on all blocks
     dA *= np.concatenate([g, cs[:-1], i, tcs], axis=2)  # (B4), (B5), (B6), (B3): the forward factors
     dtanhc = o * (1 - tcs**2)  # (B2)'s forward factor
-    WhT = np.ascontiguousarray(Wh.T)
+    dA_ifg = dA[:, :, :3 * H].reshape(T, N, 3, H)  # a view: the i, f, g blocks on their own axis
+    assert np.shares_memory(dA_ifg, dA)
     dh, dc = dhT, dcT
     for t in reversed(range(T)):
         dh = dh + dht[t]  # (B1)
         dc = dc + dh * dtanhc[t]  # (B2)
         dA[t, :, 3 * H:] *= dh  # (B3), (B8): o block done
-        dA[t, :, :3 * H] *= np.tile(dc, 3)  # (B4)-(B6), (B8), (B9): i, f, g blocks done
-        dc = dc * f[t]  # (B7)
-        dh = dA[t] @ WhT  # (B10)
+        dA_ifg[t] *= dc[:, None, :]  # (B4)-(B6), (B8), (B9): i, f, g blocks done, one broadcast multiply
+        dc = dc * f[t]  # (B7); dc[:, None, :] is taken anew at each step, so no stale view
+        dh = dA[t] @ Wh.T  # (B10)
     return dA, dh, dc
 
 

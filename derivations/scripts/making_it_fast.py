@@ -4,6 +4,8 @@ Run from the repository root (about a minute; on a quiet machine, for figures wo
 
     PYTHONPATH=. python derivations/scripts/making_it_fast.py            # checks, then the timing table
     PYTHONPATH=. python derivations/scripts/making_it_fast.py --check    # only the equality checks
+    PYTHONPATH=. python derivations/scripts/making_it_fast.py --into derivations/10_making_it_fast.md
+        # ... and also replace the marked block of the chapter with what it printed
 
 Each variant below is the previous one with ONE transformation applied; ``VARIANTS`` lists them in order,
 from the textbook pair to fast.py with reused buffers (the way ``LSTMModel`` calls it). Every variant has the
@@ -428,19 +430,42 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only the float64 equality checks, no timing")
     p.add_argument("--rounds", type=int, default=25, help="interleaved timing rounds per size (default 25)")
+    p.add_argument("--into", metavar="FILE.md", help="also write the output into FILE.md, replacing the block "
+                   "between its two <!-- making_it_fast.py output: begin/end --> markers")
     args = p.parse_args(argv)
+    if args.into:  # fail before a minute of timing, not after
+        _replace_marked_block(args.into, None)
     worst = check()
     print(f"all {len(VARIANTS) - 1} variants equal textbook.py (float64, {len(CHECK_SHAPES)} shapes, "
           f"worst relative difference {worst:.1e})", file=sys.stderr)
     if args.check:
         return
-    print(f"Forward + backward of one layer, float32, median of {args.rounds} interleaved bursts of ~40 ms.\n"
-          f"Sine: N {SINE['N']}, T {SINE['T']}, D {SINE['D']}, H {SINE['H']} (the sine model's bottom layer); "
-          f"char-RNN: N {CHARS['N']}, T {CHARS['T']}, {CHARS['D']} token ids, H {CHARS['H']}.")
-    print()
-    print(f"Machine: {machine()}.")
-    print()
-    print(table(args.rounds))
+    out = (f"Forward + backward of one layer, float32, median of {args.rounds} interleaved bursts of ~40 ms.\n"
+           f"Sine: N {SINE['N']}, T {SINE['T']}, D {SINE['D']}, H {SINE['H']} (the sine model's bottom layer); "
+           f"char-RNN: N {CHARS['N']}, T {CHARS['T']}, {CHARS['D']} token ids, H {CHARS['H']}.\n"
+           f"\nMachine: {machine()}.\n\n{table(args.rounds)}\n")
+    print(out, end="")
+    if args.into:
+        _replace_marked_block(args.into, out)
+        print(f"written into {args.into}", file=sys.stderr)
+
+
+BEGIN, END = "<!-- making_it_fast.py output: begin -->\n", "<!-- making_it_fast.py output: end -->"
+
+
+def _replace_marked_block(path, text):
+    """Put text between the markers of the Markdown file at path (text None: only check the markers)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = fh.read()
+    except OSError as e:
+        sys.exit(f"--into: cannot read {path}: {e.strerror}")
+    if doc.count(BEGIN) != 1 or doc.count(END) != 1 or doc.index(BEGIN) > doc.index(END):
+        sys.exit(f"--into: {path} must hold the two markers {BEGIN.strip()} and {END}, once each, in that order")
+    if text is not None:
+        head, rest = doc.split(BEGIN)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(head + BEGIN + text + END + rest.split(END, 1)[1])
 
 
 if __name__ == "__main__":

@@ -629,3 +629,16 @@ def test_chapter_10_table_is_the_scripts_output():
         assert cells[0] == f"{k}. {name}" and len(cells) == 7, row
         for c in cells[1:]:
             assert re.fullmatch(r"(\d+\.\d\d(x)?|same code as step 5|)", c), f"step {k}: cell {c!r}"
+
+
+@pytest.mark.parametrize("chapter, figure", [("02_forward.md", "figures/cell_forward.svg"),
+                                             ("03_backward.md", "figures/cell_backward.svg")])
+def test_cell_figures_are_shown_next_to_their_equations(chapter, figure):
+    """02 shows the forward cell by (F1)-(F5), 03 the backward cell by (B1)/(B2) (figures drawn by
+    derivations/scripts/figures.py)."""
+    lines = (DERIV / chapter).read_text(encoding="utf-8").splitlines()
+    at = [n for n, line in enumerate(lines) if re.search(r"!\[[^\]]+\]\(" + re.escape(figure) + r"\)", line)]
+    assert len(at) == 1, f"{chapter} should show {figure} once, with alt text"
+    first = "F1" if chapter.startswith("02") else "B1"
+    tag = next(n for n, line in enumerate(lines) if f"\\tag{{{first}}}" in line)
+    assert abs(at[0] - tag) <= 15, f"{figure} is {abs(at[0] - tag)} lines from ({first}) in {chapter}"

@@ -4,8 +4,8 @@ Run from the repository root:  PYTHONPATH=. python derivations/scripts/gradcheck
 
 1. Correct BPTT against central differences (G1) for several step sizes eps: the truncation / roundoff
    trade-off.
-2. What a failing check looks like: a copy of ``lstm_backward_tm`` with one line changed (numpylstm itself
-   is not modified):
+2. What a failing check looks like, with (G1) at eps = 1e-5 on three random problems: the correct code, then
+   a copy of ``lstm_backward_tm`` with one line changed (numpylstm itself is not modified):
    - "missing (B7)": dc_{t-1} = 0 instead of dc_t * f_t, i.e. the c_{t+1} -> c_t path is cut;
    - "(B10) with scaled Wh": dh_{t-1} = da_t (Wh * s)^T, reusing the forward pass's pre-scaled weights.
 Relative error (G2) with floor 1e-3. Everything in float64.
@@ -85,14 +85,17 @@ if __name__ == "__main__":
         mx, med, _ = summary(good, numeric(*prob, eps))
         print(f"  eps {eps:.0e}: max rel {mx:.1e}  median rel {med:.1e}")
 
+    # Part 2 uses plain (G1), the formula a learner writes first, at the best step of part 1 (eps 1e-5), and
+    # the same three problems for the correct code and for each broken copy (gradcheck.py itself uses (G3)).
     broken = {
+        "none (correct)": layers.lstm_backward_tm,
         "missing (B7)": patched_backward("np.multiply(dc, f[t], out=dc)", "dc.fill(0.0)"),
         "(B10) with scaled Wh": patched_backward(
             "WhT = np.ascontiguousarray(Wh.T)", "WhT = np.ascontiguousarray((Wh * _gate_scale(H, dt)).T)"),
     }
     for name, bwd in broken.items():
-        print(f"{name}: eps 1e-6 (max rel, median rel, ||a - n|| / ||n||)")
+        print(f"{name}: (G1) eps 1e-5 (max rel, median rel, ||a - n|| / ||n||)")
         for seed in range(3):
             prob = problem(seed)
-            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-6))
+            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-5))
             print(f"  seed {seed}: max rel {mx:.1e}  median rel {med:.1e}  norm rel {nr:.1e}")

@@ -44,7 +44,10 @@ def test_one_command_writes_every_figure(tmp_path):
         for ext in ("svg", "png"):
             f = out / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 1000, f"{f.name} missing or empty"
-    assert (out / "cell_forward.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    for name in NAMES:
+        head = (out / f"{name}.svg").read_text(encoding="utf-8")[:600]
+        # shown at its natural size, an SVG must fit GitHub's ~880 px column (660 pt), not overflow it
+        assert re.search(r'<svg [^>]*width="660pt"', head), f"{name}.svg: natural width is not 880 px"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -121,7 +121,7 @@ def draw_unrolled_sine():
         arrow(ax, (cols[2] + cw / 2, y), (cols["dots"] - 3, y))
         text(ax, (cols[2] + cols["dots"]) / 2 + 1, y - 2.4, "$h_2, c_2$", size=11)
         arrow(ax, (cols["dots"] + 3, y), (cols[20] - cw / 2, y))
-        text(ax, (cols["dots"] + cols[20]) / 2 + 0.5, y - 2.4, "$h_{19}, c_{19}$", size=11)
+        text(ax, (cols["dots"] + cols[20]) / 2 - 1.5, y - 2.4, "$h_{19}, c_{19}$", size=11)
 
     for t in (1, 2, 20):
         x = cols[t]
@@ -344,6 +344,22 @@ def smallest_text_px(fig, column_px=COLUMN_PX):
     return min(sizes) / 72 * column_px / fig.get_figwidth()
 
 
+def fit_column(svg_path, column_px=COLUMN_PX):
+    """Give the SVG a natural width of column_px (the drawing and its viewBox stay as they are).
+
+    Matplotlib writes width="792pt" (11 in, 1056 px); a viewer that shows images at their natural size
+    without shrinking them to the column would cut the right edge off. 1 px = 0.75 pt.
+    """
+    text = svg_path.read_text(encoding="utf-8")
+    m = re.search(r'<svg [^>]*?width="([\d.]+)pt" height="([\d.]+)pt"', text)
+    if not m:
+        raise RuntimeError(f"{svg_path}: no width/height in pt on the <svg> element")
+    w, h = float(m.group(1)), float(m.group(2))
+    new_w = column_px * 0.75
+    new = f'width="{new_w:g}pt" height="{h * new_w / w:.1f}pt"'
+    svg_path.write_text(text[:m.start(1) - 7] + new + text[m.end(2) + 3:], encoding="utf-8")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
@@ -358,6 +374,8 @@ def main(argv=None):
         for ext, kw in (("svg", {"metadata": {"Date": None}}), ("png", {"dpi": 100})):
             path = args.out / f"{name}.{ext}"
             fig.savefig(path, format=ext, **kw)
+            if ext == "svg":
+                fit_column(path)
             written.append(path)
         print(f"{name}: labels {', '.join(drawn_labels(fig)) or '-'}; smallest text "
               f"{smallest_text_px(fig):.1f} px at {COLUMN_PX} px wide")

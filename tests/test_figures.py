@@ -84,7 +84,9 @@ def test_bad_out_folder_is_one_line_error(tmp_path):
     assert res.stderr.strip().startswith("--out:") and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
-@pytest.mark.parametrize("name, chapter", [("unrolled_sine", "01_notation.md")])
+# 02 and 03 are rewritten on another branch (textbook chapters); until that lands these two cases fail by design.
+@pytest.mark.parametrize("name, chapter", [("unrolled_sine", "01_notation.md"), ("cell_forward", "02_forward.md"),
+                                           ("cell_backward", "03_backward.md")])
 def test_chapters_show_their_figure(name, chapter):
     text = (ROOT / "derivations" / chapter).read_text(encoding="utf-8")
     assert f"figures/{name}.svg" in text

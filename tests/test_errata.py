@@ -108,7 +108,8 @@ def test_fifteen_problems_in_08_are_measured():
     doc = read("08_gradient_checking.md")
     q1 = _quoted(doc, "gave a\nworst relative error of")
     q3 = _quoted(doc, "the worst relative error fell to\n")
-    assert q1 / 3 <= w1 <= q1 * 3 and q3 / 3 <= w3 <= q3 * 3, (q1, w1, q3, w3)
+    # roundoff-dominated figures: the printed size within a factor of 5 (they vary with the BLAS)
+    assert q1 / 5 <= w1 <= q1 * 5 and q3 / 5 <= w3 <= q3 * 5, (q1, w1, q3, w3)
     assert w3 < w1 / 10  # (G3) at 1e-3 really is better than (G1) at 1e-5
 
 

@@ -4,8 +4,8 @@ Run from the repository root:  PYTHONPATH=. python derivations/scripts/gradcheck
 
 1. Correct BPTT against central differences (G1) for several step sizes eps: the truncation / roundoff
    trade-off.
-2. What a failing check looks like: a copy of a backward function with one line changed (numpylstm itself
-   is not modified):
+2. What a failing check looks like, with (G1) at eps = 1e-5 on three random problems: the correct code, then
+   a copy of a backward function with one line changed (numpylstm itself is not modified):
    - "missing (B7)": in textbook.py's ``lstm_step_backward``, dc_prev = 0 instead of dc_t * f, i.e. the
      c_{t+1} -> c_t path is cut;
    - "(B10) with scaled Wh": in fast.py's ``lstm_backward_tm``, dh_{t-1} = da_t (Wh * s)^T, reusing the
@@ -102,7 +102,10 @@ if __name__ == "__main__":
         mx, med, _ = summary(good, numeric(*prob, eps))
         print(f"  eps {eps:.0e}: max rel {mx:.1e}  median rel {med:.1e}")
 
+    # Part 2 uses plain (G1), the formula a learner writes first, at the best step of part 1 (eps 1e-5), and
+    # the same three problems for the correct code and for each broken copy (gradcheck.py itself uses (G3)).
     broken = {
+        "none (correct)": fast.lstm_backward_tm,
         "missing (B7)": textbook_backward(patched(
             textbook.lstm_step_backward, "dc_prev = dc_t * f", "dc_prev = np.zeros_like(dc_t)",
             textbook.lstm_backward)["lstm_backward"]),
@@ -111,8 +114,8 @@ if __name__ == "__main__":
             "WhT = np.ascontiguousarray((Wh * _gate_scale(H, dt)).T)")["lstm_backward_tm"],
     }
     for name, bwd in broken.items():
-        print(f"{name}: eps 1e-6 (max rel, median rel, ||a - n|| / ||n||)")
+        print(f"{name}: (G1) eps 1e-5 (max rel, median rel, ||a - n|| / ||n||)")
         for seed in range(3):
             prob = problem(seed)
-            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-6))
+            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-5))
             print(f"  seed {seed}: max rel {mx:.1e}  median rel {med:.1e}  norm rel {nr:.1e}")

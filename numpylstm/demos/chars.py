@@ -24,7 +24,8 @@ from .. import _checks as chk
 from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..model import LSTMModel
 from ..optim import Adam
-from .text import Vocab, Windows, evaluate, sample, split
+from .baselines import baselines, format_baselines
+from .text import Vocab, Windows, evaluate, num_batches, sample, split
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
@@ -180,9 +181,11 @@ def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
 
 
 def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
-              checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None) -> int:
+              checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None,
+              impl="fast") -> int:
     """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
 
+    impl: the layer code, "fast" or "textbook" (same numbers, slower; a run setting, not stored as one).
     Exit status 0 on success, 1 if training diverged, 130 if interrupted with Ctrl-C (after saving).
     Raises ValueError for unusable input (text too short for one batch, a checkpoint that does not fit).
     """
@@ -200,6 +203,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     train_ids, val_ids = split(ids, s.val_fraction)
     train = Windows(train_ids, s.n_seqs, s.n_steps, name="the training text (first 90%)")
     Windows(val_ids, s.n_seqs, s.n_steps, name="the validation text (last 10%)")  # long enough?
+    scored = num_batches(len(val_ids), s.n_seqs, s.n_steps) * s.n_seqs * s.n_steps  # what evaluate averages
+    base = baselines(train_ids, val_ids[: scored + 1], len(vocab))  # n-gram models on the same characters
     K = len(train)
     spent = 0.0
     if resume is not None:
@@ -211,7 +216,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         spent = float(user.get("train_seconds", 0.0))
 
     model = LSTMModel(len(vocab), s.lstm_size, len(vocab), num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob,
-                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype)
+                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype, impl=impl)
     opt = Adam(model.params, lr=s.lr)
     if s.epochs is not None:
         total, clock = s.epochs * K, None
@@ -239,10 +244,20 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     say(f"chars demo: {where}: {len(text):,} characters, {len(vocab)} distinct; train {len(train_ids):,}, "
         f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
     say(f"  {s.lstm_layers} x {s.lstm_size} LSTM, {model.num_params():,} parameters, {s.dtype}; batches "
-        f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches")
+        f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches"
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
     say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
         f"keep_prob {s.keep_prob:g}, seed {s.seed}")
+    say(format_baselines(base))
+    if resume is None:  # the untrained model's loss on batch 0 (= step 1's loss without dropout) should be ~ln V
+        first = float(model.evaluate(*train[0])[0])
+        if abs(first - base["uniform"]) > 0.1 * base["uniform"]:
+            say(f"warning: the untrained model's loss on the first batch is {first:.4f} nats/char, far from "
+                f"ln V = {base['uniform']:.4f} (uniform guessing): check the output layer's initialisation")
+        else:
+            say(f"  untrained loss on the first batch {first:.4f} nats/char (ln V = {base['uniform']:.4f}: "
+                f"uniform guessing, as expected)")
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step} ({format_seconds(spent)} of training so far)")
@@ -264,7 +279,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         try:
             path = plot_loss(out / "loss.png", result.losses, 100, evals=trainer.evals, log=False,
                              ylabel="loss (nats per character)", eval_label="validation (last 10% of the text)",
-                             title="char-RNN: softmax cross-entropy of the next character")
+                             title="char-RNN: softmax cross-entropy of the next character",
+                             hlines=base)
             say(f"plot: {path}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")

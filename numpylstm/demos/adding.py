@@ -56,7 +56,15 @@ def adding_batch(n, T, rng, dtype=np.float64):
 
 @dataclass(frozen=True)
 class AddingSettings:
-    """Everything that determines a run (stored in its checkpoint)."""
+    """Everything that determines a run (stored in its checkpoint).
+
+    Defaults chosen by steps to the target, which a busy machine does not change (timings it does): with
+    H = 32, Adam 1e-2, clip 1, batch 64, float32, the LSTM sits at the baseline for ~700 steps and then
+    drops below 0.01 within 100 steps (T = 100: step ~725 for seed 0, ~800 for seed 1; T = 200: ~1,100;
+    T = 400: ~2,000). An LSTM step costs about 2.5x a tanh-RNN step at H = 32, so in the same minutes the
+    RNN takes more steps, and still stays at the baseline. Evaluating the 1,000 test sequences costs about
+    ten training steps, hence ``eval_every`` 50.
+    """
 
     timesteps: int = 100
     cell: str = "lstm"
@@ -65,7 +73,7 @@ class AddingSettings:
     lr: float = 1e-2
     clip: float = 1.0
     minutes: float = 2.0
-    eval_every: int = 25
+    eval_every: int = 50
     seed: int = 0
     dtype: str = "float32"
 

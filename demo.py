@@ -316,7 +316,7 @@ def run_sample_command(args, parser):
     return 0
 
 
-# --------------------------------------------------------------------------- see inside: inside, gradients, adding, cells
+# --------------------------------------------------------------------------- see inside: inside gradients adding cells
 
 
 def add_inside_flags(p):
@@ -431,7 +431,8 @@ def add_gradients_flags(p):
                    help="take trained weights from DIR/<cell>.npz of 'demo.py adding' (default runs/adding)")
     g.add_argument("--train-steps", type=_int(1), default=1000, metavar="STEPS",
                    help="training steps for a cell without a checkpoint in --from (default 1000)")
-    g.add_argument("--out", default="runs/gradients", metavar="DIR", help="folder for flow.png (default runs/gradients)")
+    g.add_argument("--out", default="runs/gradients", metavar="DIR",
+                   help="folder for flow.png (default runs/gradients)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing DIR/flow.png")
     g.add_argument("--no-plot", action="store_true", help="print the ratios only")
     g.add_argument("--quiet", action="store_true", help="print only the ratios")

@@ -154,7 +154,8 @@ td.r {{ font-family: monospace; text-align: right; }}
 tr[data-kind] {{ cursor: pointer; }}
 tr.chosen {{ background: #ffe9a8; }}
 #legend {{ display: inline-block; width: 240px; height: 14px; vertical-align: middle;
-          background: linear-gradient(to right, rgb(33,102,172), rgb(255,255,255), rgb(178,24,43)); border: 1px solid #888; }}
+          background: linear-gradient(to right, rgb(33,102,172), rgb(255,255,255), rgb(178,24,43));
+          border: 1px solid #888; }}
 .cols {{ display: flex; gap: 2em; align-items: flex-start; }}
 </style></head>
 <body>

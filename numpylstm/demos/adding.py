@@ -61,7 +61,7 @@ class AddingSettings:
     Defaults chosen by steps to the target, which a busy machine does not change (timings it does): with
     H = 32, Adam 1e-2, clip 1, batch 64, float32, the LSTM sits at the baseline for ~700 steps and then
     drops below 0.01 within 100 steps (T = 100: step ~725 for seed 0, ~800 for seed 1; T = 200: ~1,100;
-    T = 400: ~2,000). An LSTM step costs about 2.5x a tanh-RNN step at H = 32, so in the same minutes the
+    T = 400: ~2,000; T = 800: 4,550). An LSTM step costs about 2.5x a tanh-RNN step at H = 32, so in the same minutes the
     RNN takes more steps, and still stays at the baseline. Evaluating the 1,000 test sequences costs about
     five training steps (T = 100: 45 ms against 10 ms, on a quiet moment of a shared machine), hence
     ``eval_every`` 50.

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FORMAT_VERSION", "ARCHITECTURE_KEYS", "Checkpoint", "save_checkpoint", "read_checkpoint",
-           "load_checkpoint", "model_from_checkpoint", "is_checkpoint", "check_replaceable"]
+           "load_checkpoint", "model_from_checkpoint", "is_checkpoint", "check_replaceable", "unused_path"]
 
 FORMAT_VERSION = 1
 KIND = "numpylstm.checkpoint"
@@ -241,7 +241,7 @@ def _peek(path: Path):
     return meta.get("step"), meta
 
 
-def check_replaceable(path, *, overwrite=False, own=None, flag="--checkpoint") -> None:
+def check_replaceable(path, *, overwrite=False, own=None, flag="--checkpoint", also="") -> None:
     """May a run write its checkpoint to ``path``? Raises a one-line ValueError if not.
 
     Yes when nothing is there, when ``path`` is the file the run continues (``own``: the ``--resume`` file),
@@ -266,8 +266,18 @@ def check_replaceable(path, *, overwrite=False, own=None, flag="--checkpoint") -
         return
     step = peek[0]
     at = f" (at step {step})" if isinstance(step, int) else ""
-    raise ValueError(f"{flag} {p} already holds a checkpoint of another run{at}: continue that run with "
-                     f"--resume {p}, or replace it with --overwrite")
+    raise ValueError(f"{flag} {p} holds another run's checkpoint{at}: continue that run with --resume {p}, "
+                     f"or replace it with --overwrite{also}")
+
+
+def unused_path(path) -> Path:
+    """``path`` if nothing is there, else the first free ``stem-2.suffix``, ``stem-3.suffix`` ... beside it."""
+    p = Path(path)
+    n = 2
+    while os.path.lexists(p):
+        p = Path(path).with_name(f"{Path(path).stem}-{n}{Path(path).suffix}")
+        n += 1
+    return p
 
 
 def _check_params(ck: Checkpoint, model) -> None:

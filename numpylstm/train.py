@@ -12,7 +12,8 @@
 A non-finite loss or gradient norm stops training with ``TrainingDiverged`` before the optimizer touches the
 weights, so the model still holds the last good weights and the last checkpoint on disk is kept. So does a
 loss that is finite but has exploded: more than ``divergence_factor`` (100) times the starting loss -- the
-largest of the run's first 10 losses -- for ``divergence_steps`` (20) steps in a row. While the loss is above
+loss of the initial weights, the first entry of the loss history -- for ``divergence_steps`` (20) steps in a
+row. (A healthy run's loss falls below its start; a spike passes in fewer steps.) While the loss is above
 that bound no periodic checkpoint is written, so the last one on disk predates the explosion.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP do not tear a step in half: the signal is noted, the current step
@@ -431,7 +432,7 @@ class Trainer:
         interrupt_path: where Ctrl-C, SIGTERM, SIGHUP and a run stopped early (``stop_at``) save when
             ``checkpoint_path`` is None (default ``checkpoint_path``).
         divergence_factor, divergence_steps: stop with ``TrainingDiverged`` when the loss stays above
-            ``divergence_factor`` times the starting loss (the largest of the first 10) for ``divergence_steps``
+            ``divergence_factor`` times the starting loss (the first step's) for ``divergence_steps``
             steps in a row (None: only NaN/inf count as divergence).
         user: JSON-able dict stored in every checkpoint (run settings); extra: dict name -> array stored too
             (a vocabulary, ...).
@@ -526,10 +527,10 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def _over_bound(self, loss) -> bool:
-        """Is ``loss`` above ``divergence_factor`` x the starting loss (the largest of the first 10 losses)?"""
+        """Is ``loss`` above ``divergence_factor`` x the starting loss (the loss of the initial weights)?"""
         if self.divergence_factor is None or not self.losses:
             return False
-        start = max(self.losses[:10])
+        start = self.losses[0]
         return start > 0 and loss > self.divergence_factor * start
 
     def _next_batch(self, step):
@@ -539,7 +540,7 @@ class Trainer:
         kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
                 else "no checkpoint was written")
         if what == "exploded":  # finite, but above the bound for divergence_steps steps
-            start = max(self.losses[:10])
+            start = self.losses[0]
             bound = self.divergence_factor * start
             at = next((i for i in range(len(self.losses) - 1, -1, -1) if self.losses[i] <= bound), None)
             last = self.losses[at] if at is not None else float("nan")

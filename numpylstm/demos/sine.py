@@ -86,12 +86,17 @@ def rmse(pred, target) -> float:
     return float(np.sqrt(np.mean(diff * diff)))
 
 
-def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None):
-    """Data, model, optimizer and trainer for settings ``s``. Returns (data, model, trainer)."""
+def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None,
+          impl="fast"):
+    """Data, model, optimizer and trainer for settings ``s``. Returns (data, model, trainer).
+
+    impl: the model's layer code, "fast" or "textbook" (same numbers). A run setting, not one of the
+    settings ``s``: a checkpoint made with one may be resumed with the other.
+    """
     s.check()
     data = sine_data(s.training_examples, s.testing_examples, s.sample_gap, s.timesteps, dtype=s.dtype)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="last",
-                      loss="mse", seed=s.seed, dtype=s.dtype)
+                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
     opt = Adam(model.params, lr=s.lr)
 
     def test_rmse(m):
@@ -144,24 +149,27 @@ def report_stop(result, total, named, say, resume_hint="--resume"):
 
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
-             checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None,
+             checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
              explain_only=False) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
     1 if training diverged, 128 + the signal number if stopped by Ctrl-C (130), SIGTERM or SIGHUP (after
-    saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). ``explain_only``: print
-    the settings and every tensor's shape for one batch, then stop (no training, nothing written).
+    saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). impl: the layer code,
+    "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
+    ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
+    nothing written).
     """
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
     interrupt_path = Path(checkpoint) if checkpoint else default_checkpoint(out)
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
-    data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path)
+    data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl)
 
     say(f"sine demo: {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
-        f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}")
+        f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
         f"decay), "
         f"gradient clipping at global norm {s.clip:g}")

@@ -24,14 +24,9 @@ from .. import _checks as chk
 from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..model import LSTMModel
 from ..optim import Adam
-<<<<<<< HEAD
-from .text import Vocab, Windows, evaluate, sample, sample_stream, split
-from ..train import (Progress, Trainer, check_memory, format_seconds, run_for_cli,
-=======
 from .baselines import baselines, format_baselines
-from .text import Vocab, Windows, evaluate, num_batches, sample, split
-from ..train import (Progress, Trainer, format_seconds, run_for_cli,
->>>>>>> main
+from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
+from ..train import (Progress, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]

@@ -258,11 +258,10 @@ def run_for_cli(trainer, resumed=None, resume_hint="--resume", **run_kwargs):
         where = f"the previous checkpoint {kept} is intact" if kept else "no checkpoint was written"
         return fail(f"error: could not write a checkpoint ({exc}); {where}", 1)
     if result.interrupted:
-        where = result.checkpoint or "nowhere"
         what = "interrupted" if result.signal in (None, signal.SIGINT) else f"stopped by {signal_name(result.signal)}"
-        cont = f"; continue with {resume_hint} {where}" if result.checkpoint else " (no checkpoint path was given)"
-        return fail(f"{what} at step {result.step}; checkpoint saved to {where}{cont}",
-                    128 + int(result.signal or signal.SIGINT))
+        where = (f"checkpoint saved to {result.checkpoint}; continue with {resume_hint} {result.checkpoint}"
+                 if result.checkpoint else "nothing saved (the trainer has no checkpoint path)")
+        return fail(f"{what} at step {result.step}; {where}", 128 + int(result.signal or signal.SIGINT))
     return result, None
 
 

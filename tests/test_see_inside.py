@@ -56,8 +56,13 @@ def test_adding_both_cells_plot_refuse_to_overwrite_and_resume(tmp_path):
     assert (tmp_path / "add" / "adding.png").stat().st_size > 10000
     before = (tmp_path / "add" / "lstm.npz").read_bytes()
     status, _, err = run(["adding", *TINY_ADDING, "--out", out])
-    assert status == 2 and "exists" in err and "--overwrite" in err and err.count("\n") == 1
+    assert status == 2 and "another run's checkpoint" in err and "--overwrite" in err and err.count("\n") == 1
     assert (tmp_path / "add" / "lstm.npz").read_bytes() == before  # nothing replaced
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "lstm.npz").write_text("not a checkpoint")
+    status, _, err = run(["adding", *TINY_ADDING, "--out", str(tmp_path / "other"), "--overwrite"])
+    assert status == 2 and "never replaced" in err
+    assert (tmp_path / "other" / "lstm.npz").read_text() == "not a checkpoint"
     s, hist = ad._history(tmp_path / "add" / "lstm.npz")
     assert s.timesteps == 6 and hist[0][0] == 0 and hist[0][1] < 1e-3  # the score before training, at 0 s
     steps = hist[-1][0]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _checks as chk
-from ..checkpoint import read_checkpoint
+from ..checkpoint import check_replaceable, read_checkpoint
 from ..model import CELLS, LSTMModel
 from ..optim import Adam
 from ..train import Progress, Trainer, constant_lr, format_seconds, run_for_cli
@@ -157,7 +157,8 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
                stream=None) -> int:
     """Train one cell on the adding problem for ``s.minutes``; the last line printed is ``test MSE: <value>``.
 
-    Saves DIR/<cell>.npz (refuses to replace an existing one unless ``overwrite`` or ``resume``); exit status
+    Saves DIR/<cell>.npz (an existing one only when it is the ``resume`` file or with ``overwrite``, and a file
+    that is not a numpylstm checkpoint never: ``checkpoint.check_replaceable``); exit status
     0, 1 (diverged / checkpoint not written), or 130 (Ctrl-C, after saving).
     """
     stream = sys.stdout if stream is None else stream
@@ -165,9 +166,7 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
     s.check()
     out = Path(out)
     ckpt = out / f"{s.cell}.npz"
-    if ckpt.exists() and not overwrite and resume is None:
-        raise ValueError(f"{ckpt} exists (an earlier {s.cell} run); pass --overwrite to replace it or --resume "
-                         f"{ckpt} to continue it")
+    check_replaceable(ckpt, overwrite=overwrite, own=resume, flag=f"--out {out}: the {s.cell} checkpoint")
     dt = chk.resolve_dtype(s.dtype)
     test_x, test_y = adding_batch(TEST_SIZE, s.timesteps, np.random.default_rng([s.seed, 1]), dt)
     model = LSTMModel(2, s.lstm_size, 1, head="last", loss="mse", seed=s.seed, dtype=dt, cell=s.cell)

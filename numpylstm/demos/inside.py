@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import model_from_checkpoint
+from ..checkpoint import check_replaceable, model_from_checkpoint
 from ..textbook import lstm_forward
 from ..train import Progress, run_for_cli
 from .data import sine_data
@@ -56,6 +56,7 @@ def _model(checkpoint, out, overwrite, quiet, stream):
     if ckpt.exists() and not overwrite:
         raise ValueError(f"{ckpt} exists (the model of an earlier 'inside' run): reuse it with --checkpoint "
                          f"{ckpt}, or pass --overwrite to train a new one")
+    check_replaceable(ckpt, overwrite=overwrite, flag=f"--out {out}: the model")  # and never a foreign file
     progress = Progress(s.steps, stream=stream, enabled=not quiet, every=max(1, s.steps // 10))
     _, model, trainer = build(s, progress, checkpoint_path=ckpt, interrupt_path=ckpt)
     result, code = run_for_cli(trainer, resume_hint="the sine demo's --resume; or draw it now with --checkpoint")

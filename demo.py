@@ -102,6 +102,14 @@ _SINE_RUN_FLAGS = ("timesteps", "lstm_size", "lstm_layers", "batch_size", "keep_
                    "clip", "seed", "dtype")
 
 
+def _add_impl_flag(group):
+    group.add_argument("--impl", choices=("fast", "textbook"), default="fast",
+                       help="which layer code runs: fast (numpylstm/fast.py, the default) or textbook "
+                            "(numpylstm/textbook.py, the step-by-step code the derivations quote): the same "
+                            "numbers, slower. A run setting, not part of the model: a checkpoint made with one "
+                            "resumes with the other")
+
+
 def add_sine_flags(p):
     d = SineSettings()
     g = p.add_argument_group("model and data (the TF-1 tutorial's names)")
@@ -128,6 +136,7 @@ def add_sine_flags(p):
     g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, batch order and dropout (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"),
                    help=f"floating-point precision of the whole computation (default {d.dtype})")
+    _add_impl_flag(g)
     g = p.add_argument_group("output")
     g.add_argument("--out", default="runs/sine", metavar="DIR",
                    help="folder for the PNG plots (default runs/sine)")
@@ -188,14 +197,14 @@ def run_sine_command(args, parser):
         try:
             return run_sine_stateful(settings, out=out, plot=not args.no_plot, checkpoint=args.checkpoint,
                                      checkpoint_every=args.checkpoint_every, resume=args.resume,
-                                     stop_at=args.stop_at, quiet=args.quiet)
+                                     stop_at=args.stop_at, quiet=args.quiet, impl=args.impl)
         except ValueError as exc:
             parser.error(str(exc))
     _check_writable(parser, "--out", args.out, folder=True)
     try:
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                        stop_at=args.stop_at, quiet=args.quiet)
+                        stop_at=args.stop_at, quiet=args.quiet, impl=args.impl)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -236,6 +245,7 @@ def add_chars_flags(p):
                    help=f"clip gradients to this global L2 norm (default {d.clip:g})")
     g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, dropout and the sample (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
+    _add_impl_flag(g)
     g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between validation losses (default 500)")
     g = p.add_argument_group("output")
@@ -278,7 +288,7 @@ def run_chars_command(args, parser):
         settings.check()
         return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
-                         sample_length=args.sample_length, quiet=args.quiet)
+                         sample_length=args.sample_length, quiet=args.quiet, impl=args.impl)
     except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...
         parser.error(str(exc))
 

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks as chk
+from . import textbook
 from .fast import lstm_backward, lstm_forward
-from .model import LSTMModel
+from .model import IMPLS, LSTMModel
 
 EPS = 1e-3
 FLOOR = 1e-3
@@ -111,13 +112,17 @@ def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=F
     return rows
 
 
-def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=None):
+def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=None, impl="fast"):
     """Check all six outputs of ``lstm_backward`` against (G3), with nonzero h0, c0 (and dhT, dcT).
 
     The loss is sum(hs * R) + sum(hT * RT) + sum(cT * RC) with fixed random R, RT, RC, so gradients are
-    of order one; ``dhs = R``, ``dhT = RT``, ``dcT = RC``.
+    of order one; ``dhs = R``, ``dhT = RT``, ``dcT = RC``. impl: "fast" (``fast.py``) or "textbook"
+    (``textbook.py``), the layer pair checked.
     """
     N, T, D, H = (chk.positive_int(k, v) for k, v in (("N", N), ("T", T), ("D", D), ("H", H)))
+    impl = chk.choice("impl", impl, IMPLS)
+    forward, backward = ((lstm_forward, lstm_backward) if impl == "fast"
+                         else (textbook.lstm_forward, textbook.lstm_backward))
     rng = np.random.default_rng(seed)
     arrays = {
         "x": rng.standard_normal((N, T, D)),
@@ -133,23 +138,30 @@ def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=
     args = [arrays[k] for k in ("x", "h0", "c0", "Wx", "Wh", "b")]
 
     def f():
-        hs, (hT, cT), _ = lstm_forward(*args)
+        hs, (hT, cT), _ = forward(*args)
         return float(np.vdot(hs, R) + np.vdot(hT, RT) + np.vdot(cT, RC))
 
-    _, _, cache = lstm_forward(*args)
-    grads = lstm_backward(R, cache, RT if final_state_grads else None, RC if final_state_grads else None)
+    _, _, cache = forward(*args)
+    grads = backward(R, cache, RT if final_state_grads else None, RC if final_state_grads else None)
     analytic = dict(zip(arrays, grads))
     return check_arrays(f, arrays, analytic, max_entries, seed)
 
 
-def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_entries=None, seed=0):
+def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_entries=None, seed=0, impl=None):
     """Check ``model.loss_and_grads``: every parameter, the input x (unless token ids) and the initial state.
 
     The model must be float64. With dropout and train=True, masks are drawn once (or taken from ``masks``)
-    and held fixed for every evaluation.
+    and held fixed for every evaluation. impl: "fast" or "textbook" to check the model with that layer code
+    (``model.impl`` is set for the check and restored after it), or None for the model's own ``impl``.
     """
     if not isinstance(model, LSTMModel):
         raise ValueError(f"model must be an LSTMModel; got {chk.describe(model)}")
+    if impl is not None:
+        own, model.impl = model.impl, chk.choice("impl", impl, IMPLS)
+        try:
+            return check_model(model, x, y, state, train, masks, max_entries, seed)
+        finally:
+            model.impl = own
     if model.dtype != np.float64:
         raise ValueError("gradient checks need a float64 model")
     T, N = model._time_major_input(x).shape[:2]  # validates x (and the params) with the model's messages

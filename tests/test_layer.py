@@ -1,12 +1,18 @@
-"""The functional layer: gradient checks, chunked BPTT, numerics, dtypes."""
+"""The functional layer: gradient checks, chunked BPTT, numerics, dtypes.
+
+The tests that take ``impl`` run on both layer implementations: ``numpylstm/fast.py`` (whose pair
+``numpylstm.lstm_forward`` / ``lstm_backward`` is) and ``numpylstm/textbook.py``.
+"""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from numpylstm import lstm_backward, lstm_forward, sigmoid
+from numpylstm import fast, lstm_backward, lstm_forward, sigmoid, textbook
 from numpylstm.gradcheck import LAYER_TOL, check_layer, relative_error
+
+IMPLS = {"fast": fast, "textbook": textbook}
 
 
 @pytest.mark.parametrize(
@@ -14,26 +20,29 @@ from numpylstm.gradcheck import LAYER_TOL, check_layer, relative_error
     [(1, 1, 1, 1), (2, 3, 4, 3), (3, 5, 10, 2), (1, 7, 3, 5), (4, 6, 5, 8), (5, 2, 1, 4)],
     ids=["N1T1D1H1", "small", "D>H", "N1", "H8", "T2"],
 )
-def test_layer_gradients_match_central_differences(N, T, D, H):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_layer_gradients_match_central_differences(N, T, D, H, impl):
     for final_state_grads in (True, False):
-        rows = check_layer(N, T, D, H, seed=N + T + D + H, final_state_grads=final_state_grads)
+        rows = check_layer(N, T, D, H, seed=N + T + D + H, final_state_grads=final_state_grads, impl=impl)
         assert {r.name for r in rows} == {"x", "h0", "c0", "Wx", "Wh", "b"}
         for r in rows:
             assert r.max_rel < LAYER_TOL, (r.name, r.max_rel, r.max_abs)
 
 
-def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch, impl):
     """The checker must be able to fail: drop the c_{t+1} -> c_t path (B7) and it must complain."""
     import numpylstm.gradcheck as gc
 
-    real = gc.lstm_backward
+    where = gc if impl == "fast" else textbook  # the name check_layer looks up when it runs
+    real = where.lstm_backward
 
     def broken(dhs, cache, dhT=None, dcT=None):
         dx, dh0, dc0, dWx, dWh, db = real(dhs, cache, dhT, dcT)
         return dx, dh0, dc0 * 0.0, dWx, dWh, db * 1.0001
 
-    monkeypatch.setattr(gc, "lstm_backward", broken)
-    rows = {r.name: r for r in check_layer(2, 3, 4, 3)}
+    monkeypatch.setattr(where, "lstm_backward", broken)
+    rows = {r.name: r for r in check_layer(2, 3, 4, 3, impl=impl)}
     assert rows["c0"].max_rel > 0.5
     assert rows["b"].max_rel > 1e-5
     assert rows["Wx"].max_rel < LAYER_TOL
@@ -85,8 +94,10 @@ def test_none_initial_state_means_zeros(rng):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_chunked_bptt_equals_one_call(rng, k):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_chunked_bptt_equals_one_call(rng, k, impl):
     """Chunks of k steps, chaining state forward and (dhT, dcT) backward == one full-length call."""
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     N, T, D, H = 3, 7, 4, 5
     x, h0, c0, Wx, Wh, b = _random_layer(rng, N, T, D, H)
     dhs = rng.standard_normal((N, T, H))
@@ -129,7 +140,9 @@ def test_sigmoid_is_stable_and_warning_free():
     np.testing.assert_allclose(sigmoid(mid), 1 / (1 + np.exp(-mid)), rtol=1e-14, atol=1e-16)
 
 
-def test_layer_is_finite_and_warning_free_for_huge_preactivations(rng):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_layer_is_finite_and_warning_free_for_huge_preactivations(rng, impl):
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     x, h0, c0, Wx, Wh, b = _random_layer(rng, 2, 4, 3, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -138,7 +151,9 @@ def test_layer_is_finite_and_warning_free_for_huge_preactivations(rng):
     assert np.all(np.isfinite(hs)) and all(np.all(np.isfinite(g)) for g in grads)
 
 
-def test_float32_runs_in_float32_and_agrees_with_float64(rng):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_float32_runs_in_float32_and_agrees_with_float64(rng, impl):
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     args64 = _random_layer(rng, 3, 5, 4, 6)
     args32 = [a.astype(np.float32) for a in args64]
     hs64, _, c64 = lstm_forward(*args64)
@@ -153,7 +168,9 @@ def test_float32_runs_in_float32_and_agrees_with_float64(rng):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-def test_forward_does_not_modify_inputs(rng):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_forward_does_not_modify_inputs(rng, impl):
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     args = _random_layer(rng, 2, 3, 4, 3)
     copies = [a.copy() for a in args]
     _, _, cache = lstm_forward(*args)

@@ -27,10 +27,11 @@ def _data(rng, D, O, loss, head, N, T):
     return x, y
 
 
+@pytest.mark.parametrize("impl", ["fast", "textbook"])
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_model_gradients_match_central_differences(rng, case):
+def test_model_gradients_match_central_differences(rng, case, impl):
     D, H, O, L, dropout, head, loss, N, T = CASES[case]
-    model = LSTMModel(D, H, O, L, dropout=dropout, head=head, loss=loss, seed=7)
+    model = LSTMModel(D, H, O, L, dropout=dropout, head=head, loss=loss, seed=7, impl=impl)
     x, y = _data(rng, D, O, loss, head, N, T)
     state = rng.standard_normal((L, 2, N, H)) * 0.5
     rows = check_model(model, x, y, state, max_entries=60)
@@ -40,9 +41,10 @@ def test_model_gradients_match_central_differences(rng, case):
         assert r.max_rel < MODEL_TOL, (r.name, r.max_rel, r.max_abs)
 
 
-def test_token_input_gradients_match_central_differences(rng):
+@pytest.mark.parametrize("impl", ["fast", "textbook"])
+def test_token_input_gradients_match_central_differences(rng, impl):
     V = 7
-    model = LSTMModel(V, 5, V, 2, dropout=0.25, head="all", loss="softmax_ce", seed=2)
+    model = LSTMModel(V, 5, V, 2, dropout=0.25, head="all", loss="softmax_ce", seed=2, impl=impl)
     x = rng.integers(0, V, (3, 6))
     y = rng.integers(0, V, (3, 6))
     rows = check_model(model, x, y, rng.standard_normal((2, 2, 3, 5)) * 0.5)
@@ -191,10 +193,12 @@ BAD_CONSTRUCTOR = [
     (dict(forget_bias=float("nan")), "forget_bias"),
     (dict(dtype=np.int32), "dtype"),
     (dict(seed=-1), "seed"),
+    (dict(impl="Textbook"), "impl must be one of 'fast', 'textbook'; got 'Textbook'"),
+    (dict(impl=None), "impl"),
 ]
 
 
-@pytest.mark.parametrize("kwargs,culprit", BAD_CONSTRUCTOR, ids=[c for _, c in BAD_CONSTRUCTOR])
+@pytest.mark.parametrize("kwargs,culprit", BAD_CONSTRUCTOR, ids=[c.split()[0] for _, c in BAD_CONSTRUCTOR])
 def test_bad_constructor_arguments(kwargs, culprit):
     args = dict(input_size=2, hidden_size=3, output_size=1)
     args.update(kwargs)

@@ -3,7 +3,8 @@
 Each property is one that must hold for *every* such configuration: output shapes, finite outputs, analytic
 gradients equal to central differences (float64, a sampled subset of entries), running a sequence in chunks
 with the state carried over equals running it whole, and a wrong input shape is always a ValueError that
-names the argument.
+names the argument. The gradient, chunking and extreme-value properties run on both layer implementations
+(``impl`` "fast" and "textbook").
 """
 
 import numpy as np
@@ -11,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from numpylstm import LSTMModel, lstm_backward, lstm_forward
+from numpylstm import LSTMModel, fast, textbook
 from numpylstm.gradcheck import LAYER_TOL, MODEL_TOL, check_arrays, check_model
+
+IMPLS = {"fast": fast, "textbook": textbook}
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,11 +67,12 @@ def test_model_shapes_dtypes_and_finite_outputs(setup, train):
         assert np.isfinite(g).all(), k
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model_setup(dtype=np.float64))
-def test_model_gradients_match_central_differences_on_a_sample(setup):
+def test_model_gradients_match_central_differences_on_a_sample(impl, setup):
     model, x, y, state = setup
-    rows = check_model(model, x, y, state, train=True, max_entries=3, seed=1)
+    rows = check_model(model, x, y, state, train=True, max_entries=3, seed=1, impl=impl)
     for r in rows:
         assert r.max_rel < MODEL_TOL, (r.name, r.max_rel, r.max_abs)
 
@@ -86,9 +90,11 @@ def layer_setup(draw, dtype=None):
     return arrays, R
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=12, deadline=None)
 @given(layer_setup(dtype=np.float64))
-def test_layer_gradients_match_central_differences_on_a_sample(setup):
+def test_layer_gradients_match_central_differences_on_a_sample(impl, setup):
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     arrays, R = setup
     args = [arrays[k] for k in ("x", "h0", "c0", "Wx", "Wh", "b")]
 
@@ -101,10 +107,12 @@ def test_layer_gradients_match_central_differences_on_a_sample(setup):
         assert r.max_rel < LAYER_TOL, (r.name, r.max_rel, r.max_abs)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @FAST
 @given(layer_setup(), st.data())
-def test_layer_chunked_equals_whole(setup, data):
+def test_layer_chunked_equals_whole(impl, setup, data):
     """Forward in chunks carrying (h, c), backward in reverse carrying (dh, dc): same as one call."""
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     arrays, R = setup
     x, h0, c0, Wx, Wh, b = (arrays[k] for k in ("x", "h0", "c0", "Wx", "Wh", "b"))
     T = x.shape[1]
@@ -203,15 +211,16 @@ def test_non_contiguous_and_converted_inputs_give_the_same_answer(dtype):
 
 # ---------------------------------------------------------------------------- extreme values
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("head, loss", [("last", "mse"), ("all", "softmax_ce"), ("all", "mse")])
 @pytest.mark.parametrize("scale_x, scale_w", [(1e4, 1.0), (1.0, 1e4), (-1e4, 1e4)])
-def test_model_is_finite_and_warning_free_for_huge_inputs_and_weights(dtype, head, loss, scale_x, scale_w):
+def test_model_is_finite_and_warning_free_for_huge_inputs_and_weights(dtype, head, loss, scale_x, scale_w, impl):
     """Pre-activations of order +-1e4 (and far beyond) saturate the gates instead of overflowing."""
     import warnings
 
     rng = np.random.default_rng(0)
-    model = LSTMModel(3, 4, 5, num_layers=2, dropout=0.2, head=head, loss=loss, dtype=dtype)
+    model = LSTMModel(3, 4, 5, num_layers=2, dropout=0.2, head=head, loss=loss, dtype=dtype, impl=impl)
     for p in model.params.values():
         p[...] = rng.standard_normal(p.shape) * scale_w
     x = rng.standard_normal((2, 6, 3)) * scale_x

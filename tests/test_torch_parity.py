@@ -1,13 +1,17 @@
-"""numpylstm against PyTorch's nn.LSTM + nn.Linear in float64 (skipped where torch is not installed)."""
+"""numpylstm against PyTorch's nn.LSTM + nn.Linear in float64 (skipped where torch is not installed).
+
+The model and layer tests run on both layer implementations, ``numpylstm/fast.py`` and ``numpylstm/textbook.py``.
+"""
 
 import numpy as np
 import pytest
 
-from numpylstm import LSTMModel, lstm_backward, lstm_forward, params_from_torch, params_to_torch
+from numpylstm import LSTMModel, fast, params_from_torch, params_to_torch, textbook
 
 torch = pytest.importorskip("torch")
 
 TOL = 1e-10
+IMPLS = {"fast": fast, "textbook": textbook}
 
 
 def _numpy_sd(module):
@@ -21,8 +25,9 @@ def _torch_pair(D, H, O, L, seed):
     return lstm, head
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("head_kind,loss_kind", [("last", "mse"), ("all", "softmax_ce"), ("all", "mse")])
-def test_three_layer_model_matches_pytorch(head_kind, loss_kind):
+def test_three_layer_model_matches_pytorch(head_kind, loss_kind, impl):
     N, T, D, H, O, L = 4, 7, 3, 5, 6, 3
     lstm, head = _torch_pair(D, H, O, L, seed=0)
     rng = np.random.default_rng(0)
@@ -33,7 +38,7 @@ def test_three_layer_model_matches_pytorch(head_kind, loss_kind):
     else:
         y = rng.standard_normal((N, O) if head_kind == "last" else (N, T, O))
 
-    model = LSTMModel(D, H, O, num_layers=L, head=head_kind, loss=loss_kind)
+    model = LSTMModel(D, H, O, num_layers=L, head=head_kind, loss=loss_kind, impl=impl)
     model.params = params_from_torch(_numpy_sd(lstm), _numpy_sd(head))
     state = np.stack([np.stack([c0[l], h0[l]]) for l in range(L)])  # (L, 2, N, H): (c, h)
     loss, grads, new_state, ig = model.loss_and_grads(x, y, state, input_grads=True)
@@ -68,7 +73,9 @@ def test_three_layer_model_matches_pytorch(head_kind, loss_kind):
     np.testing.assert_allclose(ig["state"][:, 1], h0t.grad.numpy(), rtol=0, atol=TOL)
 
 
-def test_functional_layer_matches_pytorch_with_final_state_gradients():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_functional_layer_matches_pytorch_with_final_state_gradients(impl):
+    lstm_forward, lstm_backward = IMPLS[impl].lstm_forward, IMPLS[impl].lstm_backward
     N, T, D, H = 3, 9, 4, 6
     lstm, _ = _torch_pair(D, H, 1, 1, seed=1)
     p = params_from_torch(_numpy_sd(lstm))

@@ -180,9 +180,11 @@ def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
 
 
 def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
-              checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None) -> int:
+              checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None,
+              impl="fast") -> int:
     """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
 
+    impl: the layer code, "fast" or "textbook" (same numbers, slower; a run setting, not stored as one).
     Exit status 0 on success, 1 if training diverged, 130 if interrupted with Ctrl-C (after saving).
     Raises ValueError for unusable input (text too short for one batch, a checkpoint that does not fit).
     """
@@ -211,7 +213,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         spent = float(user.get("train_seconds", 0.0))
 
     model = LSTMModel(len(vocab), s.lstm_size, len(vocab), num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob,
-                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype)
+                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype, impl=impl)
     opt = Adam(model.params, lr=s.lr)
     if s.epochs is not None:
         total, clock = s.epochs * K, None
@@ -239,7 +241,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     say(f"chars demo: {where}: {len(text):,} characters, {len(vocab)} distinct; train {len(train_ids):,}, "
         f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
     say(f"  {s.lstm_layers} x {s.lstm_size} LSTM, {model.num_params():,} parameters, {s.dtype}; batches "
-        f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches")
+        f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches"
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
     say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
         f"keep_prob {s.keep_prob:g}, seed {s.seed}")

@@ -86,12 +86,17 @@ def rmse(pred, target) -> float:
     return float(np.sqrt(np.mean(diff * diff)))
 
 
-def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None):
-    """Data, model, optimizer and trainer for settings ``s``. Returns (data, model, trainer)."""
+def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None,
+          impl="fast"):
+    """Data, model, optimizer and trainer for settings ``s``. Returns (data, model, trainer).
+
+    impl: the model's layer code, "fast" or "textbook" (same numbers). A run setting, not one of the
+    settings ``s``: a checkpoint made with one may be resumed with the other.
+    """
     s.check()
     data = sine_data(s.training_examples, s.testing_examples, s.sample_gap, s.timesteps, dtype=s.dtype)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="last",
-                      loss="mse", seed=s.seed, dtype=s.dtype)
+                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
     opt = Adam(model.params, lr=s.lr)
 
     def test_rmse(m):
@@ -127,21 +132,23 @@ def settings_from_checkpoint(path, demo="sine") -> SineSettings:
 
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
-             checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None) -> int:
+             checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast") -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
-    1 if training diverged, 130 if interrupted with Ctrl-C (after saving a checkpoint).
+    1 if training diverged, 130 if interrupted with Ctrl-C (after saving a checkpoint). impl: the layer code,
+    "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
     """
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
     interrupt_path = Path(checkpoint) if checkpoint else out / "interrupted.npz"
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
-    data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path)
+    data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl)
 
     say(f"sine demo: {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
-        f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}")
+        f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
         f"decay), "
         f"gradient clipping at global norm {s.clip:g}")

@@ -39,8 +39,9 @@ def predict_test(model, test_seq, timesteps):
     return y[0, timesteps - 1 :, 0]
 
 
-def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None):
-    """Curves, model and stateful trainer for settings ``s``.
+def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None,
+                   impl="fast"):
+    """Curves, model and stateful trainer for settings ``s``; impl the layer code ("fast" or "textbook").
 
     Returns (test_t, test_seq, model, trainer, K) with K the number of batches per epoch.
     """
@@ -50,7 +51,7 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
     windows = Windows(train_seq.astype(s.dtype), s.batch_size, s.timesteps, name="the training curve")
     K = len(windows)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="all",
-                      loss="mse", seed=s.seed, dtype=s.dtype)
+                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
     opt = Adam(model.params, lr=s.lr)
 
     def batch(step):
@@ -69,16 +70,21 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
 
 
 def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, checkpoint=None,
-                      checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None) -> int:
-    """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``."""
+                      checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None,
+                      impl="fast") -> int:
+    """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``.
+
+    impl: the layer code, "fast" or "textbook" (same numbers, slower).
+    """
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
     interrupt_path = Path(checkpoint) if checkpoint else out / "interrupted.npz"
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
-    test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path)
+    test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
+                                                         impl=impl)
     say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, "
-        f"{s.dtype}, seed {s.seed}")
+        f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "

@@ -115,7 +115,11 @@ def make_problem(info, dtype, seed=0):
     return model, x, y
 
 
-def numpy_step(info, dtype, impl):
+def numpy_step(info, dtype, impl, loop_threads="1"):
+    from numpylstm import fast
+
+    if loop_threads == "all":  # the time loops' products on all of BLAS's threads, as before numpylstm 0.1.1
+        fast.LOOP_BLAS_THREADS = None
     model, x, y = make_problem(info, dtype)
     model.impl = impl
 
@@ -206,7 +210,7 @@ def worker(job):
     elif job["impl"] == "torch":
         step = torch_step(job["info"], job["dtype"])
     else:
-        step = numpy_step(job["info"], job["dtype"], job["impl"])
+        step = numpy_step(job["info"], job["dtype"], job["impl"], job.get("loop_threads", "1"))
     times = time_steps(step, job["seconds"], job["warmup_seconds"])
     out = dict(times=times, numpy=np.__version__,
                blas=[dict(api=p.get("internal_api"), version=p.get("version"), kernel=p.get("architecture"),
@@ -268,6 +272,9 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=None, help="timed seconds of consecutive steps per run (2.5)")
     ap.add_argument("--warmup-seconds", type=float, default=None, help="untimed steps first (0.5)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds, implementations alternating (2)")
+    ap.add_argument("--loop-threads", default="1", choices=("1", "all"),
+                    help="BLAS threads for numpylstm fast's small in-loop products: 1 (its default, "
+                         "fast.LOOP_BLAS_THREADS) or all of --threads")
     ap.add_argument("--seq-len", type=int, default=None, help="override T of every configuration (smoke tests)")
     ap.add_argument("--gemm-n", type=int, default=None, help="size of the reference a @ b (2048; 0 skips it)")
     args = ap.parse_args(argv)
@@ -299,7 +306,9 @@ def main(argv=None):
     print(f"machine: {machine()}; python {platform.python_version()}")
     print(f"method: {warm} s warm-up, then {seconds} s of consecutive steps per run, {rounds} round(s) in "
           f"alternating order; median step over all rounds, spread = max/min - 1 of the round medians"
-          + ("; QUICK mode" if q else ""))
+          + ("; QUICK mode" if q else "")
+          + ("; numpylstm's in-loop products on all threads (--loop-threads all)" if args.loop_threads == "all"
+             else ""))
     seq = {c: args.seq_len or (20 if q and c == "C" else None) for c in names}
     results, env_seen = {}, {}
     for th in threads:
@@ -310,7 +319,7 @@ def main(argv=None):
                 order = impls[r % len(impls):] + impls[:r % len(impls)]
                 for impl in order:
                     out = run_job(dict(impl=impl, info=info, config=c, dtype=args.dtype, threads=th,
-                                       seconds=seconds, warmup_seconds=warm))
+                                       seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads))
                     per_impl[impl].append(out["times"])
                     env_seen.setdefault(impl, out)
             for impl in impls:

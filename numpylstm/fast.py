@@ -217,8 +217,10 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
         np.add(flat, bs, out=flat)  # (F1) ... + b s
     hs = new("hs", (T + 1, N, H), dt)
     cs = new("cs", (T + 1, N, H), dt)
-    hs[0] = 0.0 if h0 is None else h0  # h_0: hs[t] holds h_t, so step t reads hs[t] as h_{t-1} (0-based t)
-    cs[0] = 0.0 if c0 is None else c0  # c_0: likewise cs[t] holds c_t
+    # hs[k] holds h_k and cs[k] holds c_k, k = 0..T. The loop index t (0-based) is the derivation's step t+1,
+    # so in the comments below hs[t], cs[t] are that step's h_{t-1}, c_{t-1} and hs[t+1], cs[t+1] its h_t, c_t.
+    hs[0] = 0.0 if h0 is None else h0  # h_0
+    cs[0] = 0.0 if c0 is None else c0  # c_0
     tcs = new("tcs", (T, N, H), dt)
     rec = np.empty((N, 4 * H), dt)
     ig = np.empty((N, H), dt)
@@ -228,7 +230,7 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
     Whs_cols = [np.ascontiguousarray(Whs[:, c]) for c in cols]
     with _loop_blas_threads():  # the loop's small products on LOOP_BLAS_THREADS threads
         for t in range(T):
-            a = gates[t]  # a view: the four lines below turn this step's pre-activation into its activations in place
+            a = gates[t]  # a view: the lines below turn this step's pre-activation into its activations in place
             for c, Whs_c in zip(cols, Whs_cols):
                 np.matmul(hs[t], Whs_c, out=rec[:, c])  # (F1) recurrent part h_{t-1} Wh s, all four gates, by columns
             np.add(a, rec, out=a)  # (F1) s a_t = (x_t Wx + h_{t-1} Wh + b) s
@@ -236,8 +238,8 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
             np.multiply(a, s_rows, out=a)  # (F2) s tanh(s a_t): i, f, o blocks 1/2 tanh(a_t / 2); g block unchanged
             np.add(a, shift_rows, out=a)  # (F2) + shift: i, f, o = 1/2 tanh(a_t / 2) + 1/2 = sigmoid(a_t); g + 0
             i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-            np.multiply(f, cs[t], out=cs[t + 1])  # (F4) first term: c_t = f_t c_{t-1}
-            np.multiply(i, g, out=ig)  # (F4) second term: i_t g_t
+            np.multiply(f, cs[t], out=cs[t + 1])  # (F4) first term f_t c_{t-1}, written into c_t's slot
+            np.multiply(i, g, out=ig)  # (F4) second term i_t g_t
             np.add(cs[t + 1], ig, out=cs[t + 1])  # (F4) c_t = f_t c_{t-1} + i_t g_t
             np.tanh(cs[t + 1], out=tcs[t])  # (F5) tanh(c_t), kept for (B2) and (B3)
             np.multiply(o, tcs[t], out=hs[t + 1])  # (F5) h_t = o_t tanh(c_t)

@@ -21,8 +21,10 @@ Choices (and why, measured on this project's layer checks):
 - Tolerances: ``LAYER_TOL = 1e-7`` for the functional layer, ``MODEL_TOL = 1e-6`` for the whole model.
 - Arrays with more than ``max_entries`` entries are checked on a seeded random subset.
 
-``python -m numpylstm.gradcheck`` runs a default check of both, prints a table per parameter and exits
-non-zero if any check fails.
+``python -m numpylstm.gradcheck`` runs a default check of both, prints a table per parameter (with the worst
+error per gate block i, f, g, o for the arrays with a fused 4H axis) and exits non-zero if any check fails.
+``python -m numpylstm.gradcheck --bugs`` runs the bug zoo instead (``numpylstm/bugzoo.py``): classic published
+backward-pass bugs, each caught by the check, next to how well each still trains.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Row:
     checked: int
     max_rel: float
     max_abs: float
+    gates: tuple | None = None  # worst rel. error in each gate block (i, f, g, o) of a fused 4H axis, else None
 
 
 def relative_error(a, n, floor=FLOOR):
@@ -88,11 +91,23 @@ def _pick(size, max_entries, rng):
     return np.sort(rng.choice(size, max_entries, replace=False))
 
 
-def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR):
+def gate_block_errors(rel, indices, H):
+    """Worst of ``rel`` in each gate block (i, f, g, o) of an array whose last axis is the fused 4H one.
+
+    ``indices``: the flat indices the errors belong to; column k of the last axis is in block k // H.
+    A block with no checked entry gets nan.
+    """
+    block = (np.asarray(indices) % (4 * H)) // H
+    return tuple(float(rel[block == j].max()) if np.any(block == j) else float("nan") for j in range(4))
+
+
+def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR, gates=None):
     """Compare ``analytic[name]`` with (G3) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
 
-    Returns a list of ``Row``.
+    ``gates``: optional {name: H} for the arrays whose last axis is a fused 4H gate axis (i, f, g, o);
+    their rows also get the worst error per gate block (``Row.gates``). Returns a list of ``Row``.
     """
+    gates = gates or {}
     if not callable(f):
         raise ValueError(f"f must be a callable returning the scalar loss; got {chk.describe(f)}")
     rng = np.random.default_rng(seed)
@@ -108,7 +123,9 @@ def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=F
         idx = _pick(arr.size, max_entries, rng)
         n = numerical_gradient(f, arr, idx, eps)
         rel = relative_error(a[idx], n, floor)
-        rows.append(Row(name, tuple(arr.shape), len(idx), float(rel.max()), float(np.abs(a[idx] - n).max())))
+        per_gate = gate_block_errors(rel, idx, gates[name]) if name in gates else None
+        rows.append(Row(name, tuple(arr.shape), len(idx), float(rel.max()), float(np.abs(a[idx] - n).max()),
+                        per_gate))
     return rows
 
 
@@ -144,7 +161,7 @@ def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=
     _, _, cache = forward(*args)
     grads = backward(R, cache, RT if final_state_grads else None, RC if final_state_grads else None)
     analytic = dict(zip(arrays, grads))
-    return check_arrays(f, arrays, analytic, max_entries, seed)
+    return check_arrays(f, arrays, analytic, max_entries, seed, gates=dict.fromkeys(("Wx", "Wh", "b"), H))
 
 
 def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_entries=None, seed=0, impl=None):
@@ -184,20 +201,38 @@ def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_
     if not tokens:
         arrays["input x"], analytic["input x"] = x, ig["x"]
     arrays["initial state"], analytic["initial state"] = state, ig["state"]
-    return check_arrays(f, arrays, analytic, max_entries, seed)
+    gates = {k: model.hidden_size for k in model.params if k.startswith("lstm.")}  # Wx, Wh, b of each layer
+    return check_arrays(f, arrays, analytic, max_entries, seed, gates=gates)
 
 
 def format_report(rows, tol, title=""):
+    """The table of ``rows``; arrays with a gate axis also show the worst error per gate block i, f, g, o."""
     lines = [title] if title else []
-    lines.append(f"{'array':<16}{'shape':<16}{'checked':>8}{'max rel err':>14}{'max abs err':>14}  ok")
+    per_gate = any(r.gates is not None for r in rows)
+    gate_head = "".join(f"{'max rel ' + k:>12}" for k in "ifgo") if per_gate else ""
+    lines.append(f"{'array':<16}{'shape':<16}{'checked':>8}{'max rel err':>14}{'max abs err':>14}{gate_head}  ok")
     for r in rows:
         ok = "yes" if r.max_rel < tol else "NO"
-        lines.append(f"{r.name:<16}{str(r.shape):<16}{r.checked:>8}{r.max_rel:>14.2e}{r.max_abs:>14.2e}  {ok}")
+        gate_cols = "" if not per_gate else (f"{'':>48}" if r.gates is None
+                                             else "".join(f"{e:>12.2e}" for e in r.gates))
+        lines.append(f"{r.name:<16}{str(r.shape):<16}{r.checked:>8}{r.max_rel:>14.2e}{r.max_abs:>14.2e}"
+                     f"{gate_cols}  {ok}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads."""
+    """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
+
+    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--bugs"]:
+        from .bugzoo import main as bug_zoo
+
+        return bug_zoo()
+    if argv:
+        print(f"usage: python -m numpylstm.gradcheck [--bugs]; got unexpected arguments {argv}", file=sys.stderr)
+        return 2
     ok = True
     rows = check_layer()
     print(format_report(rows, LAYER_TOL, f"lstm_forward/lstm_backward, N=2 T=3 D=4 H=3 (tol {LAYER_TOL:g})"))

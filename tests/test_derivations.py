@@ -119,16 +119,54 @@ def test_labels_cited_in_the_derivations_are_defined():
     assert not bad, "the derivations refer to undefined labels: " + "; ".join(bad)
 
 
-def test_tags_sit_in_one_line_display_blocks():
-    """GitHub renders a tag only inside display math; keep each labelled equation on one $$ ... $$ line."""
+def tag_placement_problems(text: str, name: str = "<text>") -> list[str]:
+    """Where a tag is not alone in a display: GitHub renders a tag only inside display math. A tag must sit
+    in a fenced ```math block holding exactly one tag (the form issue 11 asks for: Markdown leaves its
+    backslashes alone), or on a one-line $$ ... $$ display of its own."""
+    bad, fence = [], None  # fence: (first line, tags so far) while inside a ```math block
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if fence is None and s.startswith("```math"):
+            fence = (lineno, 0)
+            continue
+        if fence is not None:
+            if s.startswith("```"):
+                if fence[1] > 1:
+                    bad.append(f"{name}:{fence[0]} ({fence[1]} tags in one math block)")
+                fence = None
+            else:
+                fence = (fence[0], fence[1] + len(TAG_RE.findall(line)))
+            continue
+        if TAG_RE.search(line) and not (s.startswith("$$") and s.endswith("$$") and len(TAG_RE.findall(line)) == 1):
+            bad.append(f"{name}:{lineno}")
+    if fence is not None:
+        bad.append(f"{name}:{fence[0]} (math block never closed)")
+    return bad
+
+
+def test_tags_sit_alone_in_display_blocks():
     bad = []
     for path in _md_files():
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if TAG_RE.search(line):
-                s = line.strip()
-                if not (s.startswith("$$") and s.endswith("$$") and len(TAG_RE.findall(line)) == 1):
-                    bad.append(f"{path.name}:{lineno}")
-    assert not bad, "tagged equations not on their own $$ ... $$ line: " + ", ".join(bad)
+        bad += tag_placement_problems(path.read_text(encoding="utf-8"), path.name)
+    assert not bad, "tagged equations outside a display of their own: " + ", ".join(bad)
+
+
+def test_tag_placement_check_can_fail():
+    good = "```math\na = b \\tag{F1}\n```\n$$ c = d \\tag{F2} $$\n"
+    assert tag_placement_problems(good) == []
+    two = "```math\na \\tag{F1}\n```\n```math\nb \\tag{F2} \\\\ c \\tag{F3}\n```\n"
+    assert tag_placement_problems(two) == ["<text>:4 (2 tags in one math block)"]
+    assert tag_placement_problems("text $a \\tag{F1}$ more\n") == ["<text>:1"]
+
+
+def test_chapters_02_03_10_define_their_labels():
+    """Each label lives in its chapter: the forward pass in 02, the backward pass in 03; 10 defines none
+    (it restates the equalities it uses, untagged)."""
+    text = {n: (DERIV / n).read_text(encoding="utf-8") for n in ("02_forward.md", "03_backward.md")}
+    labels = lambda name: sorted(TAG_RE.findall(text[name]), key=_label_key)  # noqa: E731
+    assert labels("02_forward.md") == ["E1"] + [f"F{k}" for k in range(1, 6)]
+    assert labels("03_backward.md") == [f"B{k}" for k in range(1, 15)] + ["E2"]
+    assert TAG_RE.findall((DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")) == []
 
 
 # ------------------------------------------------------------------------------------------ docstrings
@@ -221,7 +259,8 @@ def test_quote_check_catches_stale_quotes():
 
 
 def code_tables(text: str):
-    """[[(line number, [code spans of the first column]), ...]] for each table whose first header cell is code..."""
+    """[(header cell, [(line number, [code spans of the first column]), ...])] for each table whose first
+    header cell starts with "code"."""
     tables, rows, in_table = [], None, False
     for lineno, line in enumerate(text.splitlines(), 1):
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
@@ -232,47 +271,116 @@ def code_tables(text: str):
             in_table, rows = True, None
             if cells[0].startswith("code"):
                 rows = []
-                tables.append(rows)
+                tables.append((cells[0], rows))
             continue
         if rows is not None and not set(cells[0]) <= set("-: "):
             rows.append((lineno, SPAN_RE.findall(cells[0])))
     return tables
 
 
+def functions_code(path: Path) -> dict[str, str]:
+    """name -> executable code (whitespace removed) of every top-level function of a module."""
+    source = path.read_text(encoding="utf-8")
+    return {node.name: code_text(ast.get_source_segment(source, node))
+            for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+
+
+# Which module each chapter's line-by-line tables quote: 02 and 03 derive textbook.py, 10 walks to fast.py.
+TABLE_MODULE = {"02_forward.md": "textbook.py", "03_backward.md": "textbook.py", "10_making_it_fast.md": "fast.py"}
+# The tables 02 and 03 must have, in this order: the step functions, then the sequence loops.
+TABLE_FUNCTIONS = {"02_forward.md": ["lstm_step_forward", "lstm_forward"],
+                   "03_backward.md": ["lstm_step_backward", "lstm_backward"]}
+
+
+def table_order_problems(name: str, text: str) -> list[str]:
+    """Rows of each code table that are not found, in order, in the table's module (in the function the
+    header names, when it names one)."""
+    module = TABLE_MODULE.get(name, "fast.py")
+    src = code_text((PKG / module).read_text(encoding="utf-8"))
+    funcs = functions_code(PKG / module)
+    bad = []
+    for header, rows in code_tables(text):
+        named = [f for f in SPAN_RE.findall(header) if f in funcs]
+        where, code = (f"{module} {named[0]}()", funcs[named[0]]) if named else (module, src)
+        pos = 0
+        for lineno, spans in rows:
+            for span in spans:
+                at = code.find(_squeeze(span), pos)
+                if at < 0:
+                    bad.append(f"{name}:{lineno}: {span} (not in {where} after the previous row)")
+                else:
+                    pos = at + len(_squeeze(span))
+    return bad
+
+
 def test_code_tables_follow_the_code_order():
-    """Each line-by-line table quotes lines of layers.py (all its code spans, not only NumPy calls), in the
-    order they run."""
-    src = code_text((PKG / "fast.py").read_text(encoding="utf-8"))
+    """Each line-by-line table quotes lines of its module (all its code spans, not only NumPy calls), in the
+    order they run: textbook.py for 02 and 03, fast.py for 10."""
     n_tables, bad = 0, []
     for path in _md_files():
-        for rows in code_tables(path.read_text(encoding="utf-8")):
-            n_tables += 1
-            pos = 0
-            for lineno, spans in rows:
-                for span in spans:
-                    at = src.find(_squeeze(span), pos)
-                    if at < 0:
-                        bad.append(f"{path.name}:{lineno}: {span} (not in fast.py after the previous row)")
-                    else:
-                        pos = at + len(_squeeze(span))
-    assert n_tables >= 3, f"expected the forward table and the two backward tables, found {n_tables}"
+        text = path.read_text(encoding="utf-8")
+        n_tables += len(code_tables(text))
+        bad += table_order_problems(path.name, text)
+    assert n_tables >= 6, f"expected two tables in each of 02, 03 and 10, found {n_tables}"
     assert not bad, "line-by-line tables out of the code's order:\n" + "\n".join(bad)
 
 
+def test_textbook_tables_are_the_step_functions_then_the_loops():
+    for name, expected in TABLE_FUNCTIONS.items():
+        headers = [h for h, _ in code_tables((DERIV / name).read_text(encoding="utf-8"))]
+        named = [f for h in headers for f in SPAN_RE.findall(h)]
+        assert named == expected, f"{name}: tables for {named}, expected {expected} in that order"
+    fast_tables = code_tables((DERIV / "10_making_it_fast.md").read_text(encoding="utf-8"))
+    assert len(fast_tables) >= 2, "10_making_it_fast.md should show fast.py's loops line by line"
+
+
+def test_textbook_tables_quote_every_labelled_line():
+    """Every line of textbook.py's four layer functions that cites an equation appears in 02's or 03's
+    tables: the tables are the whole code, not a selection."""
+    source = (PKG / "textbook.py").read_text(encoding="utf-8")
+    quoted = {_squeeze(span) for name in TABLE_FUNCTIONS
+              for _, rows in code_tables((DERIV / name).read_text(encoding="utf-8"))
+              for _, spans in rows for span in spans}
+    missing = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name in sum(TABLE_FUNCTIONS.values(), []):
+            for line in ast.get_source_segment(source, node).splitlines():
+                code, _, comment = line.partition("  # ")
+                if CITE_RE.search(comment) and _squeeze(code) not in quoted:
+                    missing.append(f"{node.name}: {code.strip()}")
+    assert not missing, "labelled lines of textbook.py missing from the tables of 02/03:\n" + "\n".join(missing)
+
+
+def test_table_order_check_can_fail():
+    swapped = ("| code (`lstm_step_forward`) | equation |\n|---|---|\n"
+               "| `c_t = f * c_prev + i * g` | (F4) |\n| `a = xWx + h_prev @ Wh + b` | (F1) |\n")
+    assert table_order_problems("02_forward.md", swapped) == [
+        "02_forward.md:4: a = xWx + h_prev @ Wh + b (not in textbook.py lstm_step_forward() after the previous row)"]
+    wrong_function = "| code (`lstm_forward`) | equation |\n|---|---|\n| `c_t = f * c_prev + i * g` | (F4) |\n"
+    assert len(table_order_problems("02_forward.md", wrong_function)) == 1
+
+
 def test_gradcheck_demo_patches_existing_lines():
-    """derivations/scripts/gradcheck_demo.py breaks lstm_backward_tm by replacing lines that must exist."""
+    """derivations/scripts/gradcheck_demo.py breaks a backward function (textbook.py's step, or fast.py's
+    time-major kernel) by replacing a line that must exist there exactly once."""
     import inspect
 
-    from numpylstm import fast
+    from numpylstm import fast, textbook
 
     script = (DERIV / "scripts" / "gradcheck_demo.py").read_text(encoding="utf-8")
     calls = [node for node in ast.walk(ast.parse(script))
-             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "patched_backward"]
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "patched"]
     assert len(calls) >= 2
-    src = inspect.getsource(fast.lstm_backward_tm)
+    modules = {"textbook": textbook, "fast": fast}
+    patched = set()
     for call in calls:
-        old = ast.literal_eval(call.args[0])
-        assert src.count(old) == 1, f"gradcheck_demo.py patches a line lstm_backward_tm no longer has: {old}"
+        func = call.args[0]
+        assert isinstance(func, ast.Attribute) and func.value.id in modules, ast.unparse(func)
+        target = getattr(modules[func.value.id], func.attr)
+        old = ast.literal_eval(call.args[1])
+        assert inspect.getsource(target).count(old) == 1, f"gradcheck_demo.py patches a line {ast.unparse(func)} no longer has: {old}"
+        patched.add(ast.unparse(func))
+    assert "textbook.lstm_step_backward" in patched
 
 
 # -------------------------------------------------------------------------------------- worked example
@@ -456,3 +564,82 @@ def test_worked_example_code_block_runs_and_matches(example):
     for n, k in enumerate(GATES):
         got[f"dWx.{k}"], got[f"dWh.{k}"], got[f"db.{k}"] = ns["dWx"][0, n], ns["dWh"][0, n], ns["db"][n]
     _check_printed(printed, {k: float(v) for k, v in got.items()}, "the python block of the example")
+
+
+# ---------------------------------------------------------------------------------- chapter 10's script
+
+
+def _making_it_fast():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("making_it_fast", DERIV / "scripts" / "making_it_fast.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_making_it_fast_variants_equal_the_textbook():
+    """Every cumulative variant of derivations/scripts/making_it_fast.py (textbook -> ... -> fast.py) gives
+    the textbook's outputs and gradients to 1e-13 relative in float64 (its timings are not run here)."""
+    mif = _making_it_fast()
+    assert [run.__name__ for _, run in mif.VARIANTS][-2:] == ["in_place", "reused_buffers"]
+    assert len(mif.VARIANTS) == 9
+    assert mif.check(tol=1e-13) <= 1e-13
+
+
+def test_making_it_fast_check_can_fail():
+    """A variant with one wrong line is caught (the check compares all nine outputs)."""
+    mif = _making_it_fast()
+    last = mif.VARIANTS[-1][1]
+
+    def broken(*args):
+        out = list(last(*args))
+        out[7] = out[7] * (1 + 1e-12)  # dWh off by 1e-12 relative
+        return tuple(out)
+
+    mif.VARIANTS.append(("broken", broken))
+    with pytest.raises(AssertionError, match="broken.*dWh differs"):
+        mif.check(tol=1e-13)
+
+
+def test_chapter_10_lists_every_variant_of_the_script():
+    mif = _making_it_fast()
+    text = (DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")
+    for k, (name, _) in enumerate(mif.VARIANTS):
+        assert f"| {k}. {name} |" in text, f"chapter 10's table lacks the row of step {k}: {name}"
+
+
+def test_chapter_10_table_is_the_scripts_output():
+    """The block between the markers in chapter 10 is what making_it_fast.py prints (header, machine line,
+    table in the script's format); the lead pastes a quiet machine's run there."""
+    mif = _making_it_fast()
+    text = (DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")
+    m = re.search(r"<!-- making_it_fast.py output: begin -->\n(.*?)<!-- making_it_fast.py output: end -->",
+                  text, flags=re.S)
+    assert m, "chapter 10 lacks the marked block of making_it_fast.py's output"
+    lines = m.group(1).strip().splitlines()
+    assert lines[0].startswith("Forward + backward of one layer, float32, median of ")
+    assert lines[1].startswith(f"Sine: N {mif.SINE['N']}, T {mif.SINE['T']}, D {mif.SINE['D']}, H {mif.SINE['H']}")
+    assert lines[3].startswith("Machine: ") and "NumPy" in lines[3]
+    table_lines = lines[5:]
+    assert tuple(table_lines[:2]) == mif.TABLE_HEAD
+    assert len(table_lines) == 2 + len(mif.VARIANTS)
+    for k, (row, (name, _)) in enumerate(zip(table_lines[2:], mif.VARIANTS)):
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert cells[0] == f"{k}. {name}" and len(cells) == 7, row
+        for c in cells[1:]:
+            assert re.fullmatch(r"(\d+\.\d\d(x)?|same code as step 5|)", c), f"step {k}: cell {c!r}"
+
+
+@pytest.mark.parametrize("chapter, figure", [("02_forward.md", "figures/cell_forward.svg"),
+                                             ("03_backward.md", "figures/cell_backward.svg")])
+def test_cell_figures_are_shown_next_to_their_equations(chapter, figure):
+    """02 shows the forward cell by (F1)-(F5), 03 the backward cell by (B1)/(B2) (figures drawn by
+    derivations/scripts/figures.py)."""
+    lines = (DERIV / chapter).read_text(encoding="utf-8").splitlines()
+    at = [n for n, line in enumerate(lines) if re.search(r"!\[[^\]]+\]\(" + re.escape(figure) + r"\)", line)]
+    assert len(at) == 1, f"{chapter} should show {figure} once, with alt text"
+    labels = ["F1", "F2", "F3", "F4", "F5"] if chapter.startswith("02") else ["B1", "B2", "B7"]
+    tags = [n for n, line in enumerate(lines) for label in labels if f"\\tag{{{label}}}" in line]
+    assert len(tags) == len(labels)
+    assert min(abs(at[0] - n) for n in tags) <= 10, f"{figure} is not next to any of {labels} in {chapter}"

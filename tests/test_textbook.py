@@ -5,7 +5,7 @@
 relative to the array's largest entry). The two implementations add the same terms in different orders (one
 GEMM over all T against T per-step products, a tanh-based sigmoid against an exp-based one), so they differ by
 roundoff, ~1e-16 of the array's scale; an entry-by-entry relative error is not used because a sum that cancels
-to ~0 has no meaningful relative error (it reaches 1e-11 on the larger shapes below without any bug).
+to ~0 has no meaningful relative error (entrywise, it reaches 1e-11 at N=8, T=20, H=16 without any bug).
 """
 
 from __future__ import annotations

@@ -4,29 +4,45 @@ Run from the repository root:  PYTHONPATH=. python derivations/scripts/gradcheck
 
 1. Correct BPTT against central differences (G1) for several step sizes eps: the truncation / roundoff
    trade-off.
-2. What a failing check looks like: a copy of ``lstm_backward_tm`` with one line changed (numpylstm itself
-   is not modified):
-   - "missing (B7)": dc_{t-1} = 0 instead of dc_t * f_t, i.e. the c_{t+1} -> c_t path is cut;
-   - "(B10) with scaled Wh": dh_{t-1} = da_t (Wh * s)^T, reusing the forward pass's pre-scaled weights.
+2. What a failing check looks like, with (G1) at eps = 1e-5 on three random problems: the correct code, then
+   a copy of a backward function with one line changed (numpylstm itself is not modified):
+   - "missing (B7)": in textbook.py's ``lstm_step_backward``, dc_prev = 0 instead of dc_t * f, i.e. the
+     c_{t+1} -> c_t path is cut;
+   - "(B10) with scaled Wh": in fast.py's ``lstm_backward_tm``, dh_{t-1} = da_t (Wh * s)^T, reusing the
+     forward pass's pre-scaled weights (a bug only the optimised kernel can have: textbook.py scales nothing).
 Relative error (G2) with floor 1e-3. Everything in float64.
 """
 
 import inspect
+import sys
 import textwrap
 
 import numpy as np
 
 import numpylstm.fast as layers
+from numpylstm import fast, textbook
 
 FLOOR = 1e-3
 
 
-def patched_backward(old, new):
-    src = textwrap.dedent(inspect.getsource(layers.lstm_backward_tm))
-    assert src.count(old) == 1, f"line not found, update this script: {old}"
-    ns = dict(vars(layers))
-    exec(compile(src.replace(old, new), "<patched lstm_backward_tm>", "exec"), ns)
-    return ns["lstm_backward_tm"]
+def patched(func, old, new, *callers):
+    """The namespace of func's module with a copy of func in which the line ``old`` reads ``new``; the
+    ``callers`` (functions of the same module) are recompiled there so that they call the broken copy."""
+    ns = dict(vars(sys.modules[func.__module__]))
+    src = textwrap.dedent(inspect.getsource(func))
+    assert src.count(old) == 1, f"line not found in {func.__name__}, update this script: {old}"
+    exec(compile(src.replace(old, new), f"<patched {func.__name__}>", "exec"), ns)
+    for caller in callers:
+        exec(compile(textwrap.dedent(inspect.getsource(caller)), f"<{caller.__name__}>", "exec"), ns)
+    return ns
+
+
+def textbook_backward(backward):
+    """textbook.py's batch-first pair behind the time-major interface of ``analytic`` below."""
+    def run(R, cache):
+        return backward(R.transpose(1, 0, 2), cache)
+    run.forward = lambda x, h0, c0, *params: textbook.lstm_forward(x.transpose(1, 0, 2), h0, c0, *params)
+    return run
 
 
 def problem(seed, N=3, T=6, D=4, H=5):
@@ -46,7 +62,8 @@ def loss(x, h0, c0, params, R):
 
 
 def analytic(backward, x, h0, c0, params, R):
-    _, _, cache = layers.lstm_forward_tm(x, h0, c0, *params)
+    forward = getattr(backward, "forward", layers.lstm_forward_tm)
+    _, _, cache = forward(x, h0, c0, *params)
     return backward(R, cache)[3:]  # dWx, dWh, db
 
 
@@ -85,14 +102,20 @@ if __name__ == "__main__":
         mx, med, _ = summary(good, numeric(*prob, eps))
         print(f"  eps {eps:.0e}: max rel {mx:.1e}  median rel {med:.1e}")
 
+    # Part 2 uses plain (G1), the formula a learner writes first, at the best step of part 1 (eps 1e-5), and
+    # the same three problems for the correct code and for each broken copy (gradcheck.py itself uses (G3)).
     broken = {
-        "missing (B7)": patched_backward("np.multiply(dc, f[t], out=dc)", "dc.fill(0.0)"),
-        "(B10) with scaled Wh": patched_backward(
-            "WhT = np.ascontiguousarray(Wh.T)", "WhT = np.ascontiguousarray((Wh * _gate_scale(H, dt)).T)"),
+        "none (correct)": fast.lstm_backward_tm,
+        "missing (B7)": textbook_backward(patched(
+            textbook.lstm_step_backward, "dc_prev = dc_t * f", "dc_prev = np.zeros_like(dc_t)",
+            textbook.lstm_backward)["lstm_backward"]),
+        "(B10) with scaled Wh": patched(
+            fast.lstm_backward_tm, "WhT = np.ascontiguousarray(Wh.T)",
+            "WhT = np.ascontiguousarray((Wh * _gate_scale(H, dt)).T)")["lstm_backward_tm"],
     }
     for name, bwd in broken.items():
-        print(f"{name}: eps 1e-6 (max rel, median rel, ||a - n|| / ||n||)")
+        print(f"{name}: (G1) eps 1e-5 (max rel, median rel, ||a - n|| / ||n||)")
         for seed in range(3):
             prob = problem(seed)
-            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-6))
+            mx, med, nr = summary(analytic(bwd, *prob), numeric(*prob, 1e-5))
             print(f"  seed {seed}: max rel {mx:.1e}  median rel {med:.1e}  norm rel {nr:.1e}")

@@ -62,29 +62,29 @@ row("L", "", "$w_1 h_1 + w_2 h_2$", f"{num(W[0])}·{num(h[1])} + {num(W[1])}·{n
     W[0] * h[1] + W[1] * h[2])
 n_forward = len(rows)
 
-dh_in, dc_in = 0.0, 0.0  # dhT = dcT = 0
+dh_in, dc_in = 0.0, 0.0  # dhT = dcT = 0: the incoming gradients, not the totals dh_2, dc_2
 dWx, dWh, db = [0.0] * 4, [0.0] * 4, [0.0] * 4
 for t in (2, 1):
     i, f, g, o = acts[t - 1]
     tc = tcs[t - 1]
-    carried_h = "$\\delta h_T$ (zero)" if t == 2 else f"`dh_{t}<-{t+1}`"
-    carried_c = "$\\delta c_T$ (zero)" if t == 2 else f"`dc_{t}<-{t+1}`"
+    carried_h = "$\\delta h_T^{\\text{in}}$ (zero)" if t == 2 else f"`dh_{t}<-{t+1}`"
+    carried_c = "$\\delta c_T^{\\text{in}}$ (zero)" if t == 2 else f"`dc_{t}<-{t+1}`"
     dh = row(f"dh_{t}", "B1", f"$w_{t}$ + {carried_h}", f"{num(W[t-1])} + {num(dh_in)}",
              W[t - 1] + dh_in)
-    dc = row(f"dc_{t}", "B2", f"{carried_c} $+ \\delta h_{t}\\, o_{t} (1 - \\tanh^2 c_{t})$",
+    dc = row(f"dc_{t}", "B2", f"{carried_c} $+ \\delta h_{t}\\thinspace o_{t} (1 - \\tanh^2 c_{t})$",
              f"{num(dc_in)} + {num(dh)}·{num(o)}·(1 - {num(tc)}²)", dc_in + dh * o * (1 - tc * tc))
     do = row(f"do_{t}", "B3", f"$\\delta h_{t} \\tanh(c_{t})$", f"{num(dh)}·{num(tc)}", dh * tc)
-    di = row(f"di_{t}", "B4", f"$\\delta c_{t}\\, g_{t}$", f"{num(dc)}·{num(g)}", dc * g)
-    df = row(f"df_{t}", "B5", f"$\\delta c_{t}\\, c_{t-1}$", f"{num(dc)}·{num(c[t-1])}", dc * c[t - 1])
-    dg = row(f"dg_{t}", "B6", f"$\\delta c_{t}\\, i_{t}$", f"{num(dc)}·{num(i)}", dc * i)
-    dcp = row(f"dc_{t-1}<-{t}", "B7", f"$\\delta c_{t}\\, f_{t}$", f"{num(dc)}·{num(f)}", dc * f)
+    di = row(f"di_{t}", "B4", f"$\\delta c_{t}\\thinspace g_{t}$", f"{num(dc)}·{num(g)}", dc * g)
+    df = row(f"df_{t}", "B5", f"$\\delta c_{t}\\thinspace c_{t-1}$", f"{num(dc)}·{num(c[t-1])}", dc * c[t - 1])
+    dg = row(f"dg_{t}", "B6", f"$\\delta c_{t}\\thinspace i_{t}$", f"{num(dc)}·{num(i)}", dc * i)
+    dcp = row(f"dc_{t-1}<-{t}", "B7", f"$\\delta c_{t}\\thinspace f_{t}$", f"{num(dc)}·{num(f)}", dc * f)
     da = [
-        row(f"da_{t}.i", "B8", f"$\\delta i_{t}\\, i_{t}(1-i_{t})$", f"{num(di)}·{num(i)}·(1 - {num(i)})",
+        row(f"da_{t}.i", "B8", f"$\\delta i_{t}\\thinspace i_{t}(1-i_{t})$", f"{num(di)}·{num(i)}·(1 - {num(i)})",
             di * i * (1 - i)),
-        row(f"da_{t}.f", "B8", f"$\\delta f_{t}\\, f_{t}(1-f_{t})$", f"{num(df)}·{num(f)}·(1 - {num(f)})",
+        row(f"da_{t}.f", "B8", f"$\\delta f_{t}\\thinspace f_{t}(1-f_{t})$", f"{num(df)}·{num(f)}·(1 - {num(f)})",
             df * f * (1 - f)),
         row(f"da_{t}.g", "B9", f"$\\delta g_{t} (1-g_{t}^2)$", f"{num(dg)}·(1 - {num(g)}²)", dg * (1 - g * g)),
-        row(f"da_{t}.o", "B8", f"$\\delta o_{t}\\, o_{t}(1-o_{t})$", f"{num(do)}·{num(o)}·(1 - {num(o)})",
+        row(f"da_{t}.o", "B8", f"$\\delta o_{t}\\thinspace o_{t}(1-o_{t})$", f"{num(do)}·{num(o)}·(1 - {num(o)})",
             do * o * (1 - o)),
     ]
     terms = " + ".join(f"{num(da[k])}·{num(WH[k])}" for k in range(4))

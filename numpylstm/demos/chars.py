@@ -24,7 +24,8 @@ from .. import _checks as chk
 from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..model import LSTMModel
 from ..optim import Adam
-from .text import Vocab, Windows, evaluate, sample, split
+from .baselines import baselines, format_baselines
+from .text import Vocab, Windows, evaluate, num_batches, sample, split
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
@@ -202,6 +203,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     train_ids, val_ids = split(ids, s.val_fraction)
     train = Windows(train_ids, s.n_seqs, s.n_steps, name="the training text (first 90%)")
     Windows(val_ids, s.n_seqs, s.n_steps, name="the validation text (last 10%)")  # long enough?
+    scored = num_batches(len(val_ids), s.n_seqs, s.n_steps) * s.n_seqs * s.n_steps  # what evaluate averages
+    base = baselines(train_ids, val_ids[: scored + 1], len(vocab))  # n-gram models on the same characters
     K = len(train)
     spent = 0.0
     if resume is not None:
@@ -246,6 +249,15 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
     say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
         f"keep_prob {s.keep_prob:g}, seed {s.seed}")
+    say(format_baselines(base))
+    if resume is None:  # the untrained model's loss on batch 0 (= step 1's loss without dropout) should be ~ln V
+        first = float(model.evaluate(*train[0])[0])
+        if abs(first - base["uniform"]) > 0.1 * base["uniform"]:
+            say(f"warning: the untrained model's loss on the first batch is {first:.4f} nats/char, far from "
+                f"ln V = {base['uniform']:.4f} (uniform guessing): check the output layer's initialisation")
+        else:
+            say(f"  untrained loss on the first batch {first:.4f} nats/char (ln V = {base['uniform']:.4f}: "
+                f"uniform guessing, as expected)")
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step} ({format_seconds(spent)} of training so far)")
@@ -267,7 +279,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         try:
             path = plot_loss(out / "loss.png", result.losses, 100, evals=trainer.evals, log=False,
                              ylabel="loss (nats per character)", eval_label="validation (last 10% of the text)",
-                             title="char-RNN: softmax cross-entropy of the next character")
+                             title="char-RNN: softmax cross-entropy of the next character",
+                             hlines=base)
             say(f"plot: {path}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")

@@ -48,10 +48,11 @@ def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
 
 
 def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel="training loss (MSE)",
-              title="training loss", eval_label="validation") -> Path:
+              title="training loss", eval_label="validation", hlines=None) -> Path:
     """Training loss per step, with a moving average over ``window`` steps; log y-axis unless ``log=False``.
 
     ``evals``: optional [(step, {"val loss": value}), ...] (``Trainer.evals``), drawn as a second curve.
+    ``hlines``: optional {name: loss} of baselines, drawn as labelled dotted horizontal lines.
     """
     losses = np.asarray(losses, dtype=np.float64)
     fig, ax = _figure()
@@ -62,6 +63,10 @@ def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel=
         ax.plot(steps[window - 1 :], avg, color="#1f77b4", label=f"mean of {window} steps")
     if evals:
         ax.plot([s for s, _ in evals], [m["val loss"] for _, m in evals], "o-", color="#d62728", label=eval_label)
+    for name, value in (hlines or {}).items():
+        ax.axhline(value, color="#555555", linewidth=0.8, linestyle=":")
+        ax.text(0.01, value, f"{name} {value:.2f}", transform=ax.get_yaxis_transform(), va="bottom",
+                fontsize=8, color="#555555")
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("step")

@@ -126,7 +126,7 @@ def main(argv=None):
         torch.nn.utils.clip_grad_norm_(params, args.clip)
         opt.step()
         state = tuple(s.detach() for s in state)
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         if args.eval_every and step % args.eval_every == 0:
             v = val_loss()

@@ -125,10 +125,15 @@ LOOP_BLAS_THREADS = 1
 _blas = None  # threadpoolctl's controller of NumPy's BLAS, made on first use; False when unavailable
 
 
-def _loop_blas_threads():
-    """A context manager holding NumPy's BLAS to LOOP_BLAS_THREADS threads (a no-op when it already uses no more)."""
+def _loop_blas_threads(macs):
+    """A context manager holding NumPy's BLAS to LOOP_BLAS_THREADS threads (a no-op when it already uses no more).
+
+    macs: multiply-adds of the loop's largest product. Below 2^18 = 65536 x 4 (OpenBLAS's own threshold,
+    SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD) OpenBLAS uses one thread anyway: nothing to switch (this
+    spares the sine model the ~10 us of each switch).
+    """
     global _blas
-    if LOOP_BLAS_THREADS is None:
+    if LOOP_BLAS_THREADS is None or macs < 1 << 18:
         return nullcontext()
     if _blas is None:
         try:
@@ -228,7 +233,7 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
     # columns by block of columns, h_{t-1} Whs[:, cols]. Same numbers; see _column_blocks for why it pays.
     cols = _column_blocks(4 * H)
     Whs_cols = [np.ascontiguousarray(Whs[:, c]) for c in cols]
-    with _loop_blas_threads():  # the loop's small products on LOOP_BLAS_THREADS threads
+    with _loop_blas_threads(N * H * 4 * H):  # the loop's small products on LOOP_BLAS_THREADS threads
         for t in range(T):
             a = gates[t]  # a view: the lines below turn this step's pre-activation into its activations in place
             for c, Whs_c in zip(cols, Whs_cols):
@@ -295,7 +300,7 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
     # it (np.multiply(..., out=dc), dc *= ..., dc[...] = ...), or dc_b must be rebuilt after it.
     dc_b = dc.reshape(N, 1, H)
     tmp = np.empty((N, H), dt)
-    with _loop_blas_threads():  # the loop's small products on LOOP_BLAS_THREADS threads
+    with _loop_blas_threads(N * H4 * H):  # the loop's small products on LOOP_BLAS_THREADS threads
         for t in range(T - 1, -1, -1):
             if dhs is not None:
                 np.add(dh, dhs[t], out=dh)  # (B1) dh_t = dhs_t (from above) + dh (from step t+1, (B10) there)

@@ -273,8 +273,9 @@ def main(argv=None):
     ap.add_argument("--warmup-seconds", type=float, default=None, help="untimed steps first (0.5)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds, implementations alternating (2)")
     ap.add_argument("--loop-threads", default="1", choices=("1", "all"),
-                    help="BLAS threads for numpylstm fast's small in-loop products: 1 (its default, "
-                         "fast.LOOP_BLAS_THREADS) or all of --threads")
+                    help="numpylstm fast's own BLAS thread choice: 1 (its default, fast.LOOP_BLAS_THREADS: the "
+                         "time loops' products and small layers on one thread) or all (every product on all of "
+                         "--threads, as before)")
     ap.add_argument("--seq-len", type=int, default=None, help="override T of every configuration (smoke tests)")
     ap.add_argument("--gemm-n", type=int, default=None, help="size of the reference a @ b (2048; 0 skips it)")
     args = ap.parse_args(argv)

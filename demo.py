@@ -28,10 +28,12 @@ import tempfile  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from numpylstm.checkpoint import check_replaceable  # noqa: E402
 from numpylstm.demos.chars import ANNA_HELP, CharSettings, run_chars, run_sample  # noqa: E402
 from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
+from numpylstm.train import pipe_safe_stdout  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -90,6 +92,23 @@ def _check_writable(parser, flag, path, folder=False):
         parser.error(f"{flag} {path}: cannot write in {ancestor} ({exc.strerror or exc})")
 
 
+def check_checkpoint_target(parser, path, args, flag="--checkpoint", also=""):
+    """Every command that writes a checkpoint calls this before training: an existing file at ``path`` is
+    replaced only when it is the run being continued (``args.resume``) or with ``--overwrite``, and a file
+    that is not a numpylstm checkpoint never. Usage error (exit 2) otherwise, naming the ways out."""
+    try:
+        check_replaceable(path, overwrite=getattr(args, "overwrite", False), own=getattr(args, "resume", None),
+                          flag=flag, also=also)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def add_overwrite_flag(g, what):
+    g.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} when it already holds another run's checkpoint (a file that is not a "
+                        "numpylstm checkpoint is never replaced)")
+
+
 def _existing_file(text):
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"no such file: {text}")
@@ -144,12 +163,16 @@ def add_sine_flags(p):
     g.add_argument("--explain", action="store_true",
                    help="before training, print the shape of every tensor for one batch (x, each layer's "
                         "outputs, outputs[:, -1, :], final_state, the head's output) and each parameter's size")
+    g.add_argument("--explain-only", action="store_true",
+                   help="print those shapes and stop: no training, nothing written")
     g.add_argument("--quiet", action="store_true", help="print only the final 'test RMSE: ...' line")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="FILE",
                    help="save the training state to FILE (.npz) every --checkpoint-every steps and at the end; "
-                        "Ctrl-C saves it too (without this flag, Ctrl-C saves to DIR/interrupted.npz). "
-                        "With --resume, FILE defaults to the --resume file")
+                        "Ctrl-C, SIGTERM, SIGHUP and --stop-at save it too (without this flag, those save to "
+                        "DIR/checkpoint.npz, or checkpoint-2.npz ... if that exists). An existing FILE is "
+                        "replaced only with --resume FILE or --overwrite. With --resume, FILE defaults to the "
+                        "--resume file")
     g.add_argument("--checkpoint-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between checkpoints (default 500)")
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
@@ -157,7 +180,9 @@ def add_sine_flags(p):
                         "an uninterrupted run, and saves back into FILE unless --checkpoint names another file. "
                         "Run flags given with it must match the checkpoint's")
     g.add_argument("--stop-at", type=_int(1), metavar="STEP",
-                   help="train only up to this step (then evaluate, plot, save); resume later with --resume")
+                   help="train only up to this step (then evaluate, plot, save to --checkpoint or to "
+                        "DIR/checkpoint.npz, and say where); resume later with --resume")
+    add_overwrite_flag(g, "--checkpoint FILE")
     g = p.add_argument_group("Anna format")
     g.add_argument("--stateful", action="store_true",
                    help="train like the char-RNN instead: the training curve cut into (--batch-size, "
@@ -168,7 +193,7 @@ def add_sine_flags(p):
 
 def run_sine_command(args, parser):
     given = {name: getattr(args, name) for name in _SINE_RUN_FLAGS if getattr(args, name) is not None}
-    if args.stateful and args.explain:
+    if args.stateful and (args.explain or args.explain_only):
         parser.error("--explain shows the windowed model's shapes; it does not combine with --stateful")
     if args.resume:
         try:
@@ -189,8 +214,9 @@ def run_sine_command(args, parser):
         parser.error(f"--stop-at {args.stop_at} is beyond --steps {settings.steps}")
     if args.resume and not args.checkpoint:
         args.checkpoint = args.resume  # otherwise the continued run would save nothing
-    if args.checkpoint:
+    if args.checkpoint and not args.explain_only:
         _check_writable(parser, "--checkpoint", args.checkpoint)
+        check_checkpoint_target(parser, args.checkpoint, args)
     if args.stateful:
         out = "runs/sine-stateful" if args.out == "runs/sine" else args.out
         _check_writable(parser, "--out", out, folder=True)
@@ -200,11 +226,13 @@ def run_sine_command(args, parser):
                                      stop_at=args.stop_at, quiet=args.quiet, impl=args.impl)
         except ValueError as exc:
             parser.error(str(exc))
-    _check_writable(parser, "--out", args.out, folder=True)
+    if not args.explain_only:
+        _check_writable(parser, "--out", args.out, folder=True)
     try:
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                        stop_at=args.stop_at, quiet=args.quiet, impl=args.impl)
+                        stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
+                        explain_only=args.explain_only)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -257,6 +285,7 @@ def add_chars_flags(p):
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
                    help="continue the run saved in FILE (its settings; --minutes/--epochs may set a new total "
                         "budget); give the same --text. Without --out it saves into FILE's folder")
+    add_overwrite_flag(g, "DIR/chars.npz")
     g.add_argument("--no-plot", action="store_true", help="do not draw the loss plot (no matplotlib needed)")
     g.add_argument("--sample-length", type=_int(0), default=500, metavar="CHARS",
                    help="length of the sample printed at the end (default 500; 0: none)")
@@ -284,6 +313,8 @@ def run_chars_command(args, parser):
     out = args.out or (Path(args.resume).parent if args.resume else "runs/chars")
     _check_writable(parser, "--out", out, folder=True)
     _check_writable(parser, f"--out {out}: the checkpoint", Path(out) / "chars.npz")
+    check_checkpoint_target(parser, Path(out) / "chars.npz", args, flag="the checkpoint",
+                            also=" (or choose another --out)")
     try:
         settings.check()
         return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
@@ -312,7 +343,7 @@ def run_sample_command(args, parser):
                    temperature=args.temperature, seed=args.seed)
     except ValueError as exc:  # a character of --prime not in the vocabulary, not a chars checkpoint ...
         parser.error(str(exc))
-    return 0
+    return 0  # a closed pipe (| head -c 50) ends the sample early: that is what the reader wanted
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -342,16 +373,24 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser, subparsers = build_parser()
-    if argv[:1] in (["-h"], ["--help"]):
-        print(parser.format_help())
-        print(subparsers[DEFAULT_COMMAND].format_help(), end="")
-        return 0
-    if not argv or argv[0] not in COMMANDS:
-        argv.insert(0, DEFAULT_COMMAND)
-    args = parser.parse_args(argv)
-    return args.run(args, subparsers[args.command])
+    # For every command: a reader that goes away (| head) stops the printing, not the work; Ctrl-C outside
+    # a training loop (which handles it itself: finish the step, save) is one line, not a traceback.
+    with pipe_safe_stdout():
+        argv = list(sys.argv[1:] if argv is None else argv)
+        parser, subparsers = build_parser()
+        if argv[:1] in (["-h"], ["--help"]):
+            print(parser.format_help())
+            print(subparsers[DEFAULT_COMMAND].format_help(), end="")
+            return 0
+        if not argv or argv[0] not in COMMANDS:
+            argv.insert(0, DEFAULT_COMMAND)
+        args = parser.parse_args(argv)
+        try:
+            return args.run(args, subparsers[args.command])
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            print(f"demo.py {args.command}: interrupted", file=sys.stderr, flush=True)
+            return 130
 
 
 if __name__ == "__main__":

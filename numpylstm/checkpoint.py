@@ -12,7 +12,11 @@ Layout of a checkpoint (every entry is an ordinary array; nothing is pickled):
 
 Saving writes a temporary file in the destination folder, flushes and fsyncs it, then ``os.replace``-s it
 over the destination, so an interrupted save never leaves a half-written checkpoint behind: the file is
-either the previous checkpoint or the new one.
+either the previous checkpoint or the new one. A new checkpoint gets the user's normal file permissions
+(0666 minus the umask), a replaced one keeps its mode. A file that is not a numpylstm checkpoint (notes, a
+script, someone else's ``.npz``) is never replaced: ``save_checkpoint`` refuses with a ``ValueError``.
+``check_replaceable`` is the command line's rule for existing files (replace only your own run's checkpoint,
+or with ``--overwrite``).
 
 Loading verifies the format version, the model configuration (the architecture), and the name, shape and
 dtype of every array before it changes anything, and reports any problem as a ``ValueError`` naming the
@@ -30,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FORMAT_VERSION", "ARCHITECTURE_KEYS", "Checkpoint", "save_checkpoint", "read_checkpoint",
-           "load_checkpoint", "model_from_checkpoint"]
+           "load_checkpoint", "model_from_checkpoint", "is_checkpoint", "check_replaceable", "unused_path"]
 
 FORMAT_VERSION = 1
 KIND = "numpylstm.checkpoint"
@@ -79,6 +83,9 @@ def save_checkpoint(path, model, optimizer=None, *, step=0, user=None, extra=Non
     Returns the path written.
     """
     path = Path(path)
+    if path.exists() and not is_checkpoint(path):
+        raise ValueError(f"cannot save to {path}: it exists and is not a numpylstm checkpoint, so it is never "
+                         f"replaced; choose another file name")
     arrays = {"format_version": np.array(FORMAT_VERSION, dtype=np.int64)}
     meta = {"kind": KIND, "model_config": model.config, "step": int(step),
             "rng_state": model.rng.bit_generator.state if hasattr(model, "rng") else None,
@@ -103,14 +110,29 @@ def save_checkpoint(path, model, optimizer=None, *, step=0, user=None, extra=Non
     return path
 
 
+def _new_file_mode(path: Path) -> int:
+    """The mode the file should have: the replaced file's, or 0666 minus the umask (what open() would give)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # the only portable way to read the umask is to set it (and put it back)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic_savez(path: Path, arrays: dict) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
+            try:
+                os.fchmod(f.fileno(), _new_file_mode(path))
+            except (OSError, AttributeError):  # no fchmod (Windows) or not allowed: keep mkstemp's mode
+                pass
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -189,6 +211,73 @@ def read_checkpoint(path) -> Checkpoint:
             raise bad(f"unexpected entry {key!r}")
         groups[prefix][name] = a
     return ck
+
+
+def is_checkpoint(path) -> bool:
+    """True when ``path`` is a numpylstm checkpoint file (reads only its 'format_version' and 'meta' entries)."""
+    try:
+        return _peek(Path(path)) is not None
+    except Exception:
+        return False
+
+
+def _peek(path: Path):
+    """(step, meta) of a checkpoint from its small entries only; None if it is not one."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return None
+        f.seek(0)
+        with np.load(f, allow_pickle=False) as z:
+            if "format_version" not in z.files or "meta" not in z.files:
+                return None
+            m = z["meta"]
+    if m.shape != () or m.dtype.kind != "U":
+        return None
+    meta = json.loads(str(m[()]))
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        return None
+    return meta.get("step"), meta
+
+
+def check_replaceable(path, *, overwrite=False, own=None, flag="--checkpoint", also="") -> None:
+    """May a run write its checkpoint to ``path``? Raises a one-line ValueError if not.
+
+    Yes when nothing is there, when ``path`` is the file the run continues (``own``: the ``--resume`` file),
+    or when it is a numpylstm checkpoint and ``overwrite`` is true. A file that is not a numpylstm checkpoint
+    is never replaced, not even with ``overwrite``.
+    """
+    p = Path(path)
+    if not os.path.lexists(p):
+        return
+    if p.is_dir():
+        raise ValueError(f"{flag} {p} is a folder; expected a file name")
+    try:
+        peek = _peek(p)
+    except Exception:
+        peek = None
+    if peek is None:
+        raise ValueError(f"{flag} {p} exists and is not a numpylstm checkpoint; it is never replaced: "
+                         f"choose another file name")
+    if own is not None and os.path.lexists(own) and os.path.samefile(p, own):
+        return
+    if overwrite:
+        return
+    step = peek[0]
+    at = f" (at step {step})" if isinstance(step, int) else ""
+    raise ValueError(f"{flag} {p} holds another run's checkpoint{at}: continue that run with --resume {p}, "
+                     f"or replace it with --overwrite{also}")
+
+
+def unused_path(path) -> Path:
+    """``path`` if nothing is there, else the first free ``stem-2.suffix``, ``stem-3.suffix`` ... beside it."""
+    p = Path(path)
+    n = 2
+    while os.path.lexists(p):
+        p = Path(path).with_name(f"{Path(path).stem}-{n}{Path(path).suffix}")
+        n += 1
+    return p
 
 
 def _check_params(ck: Checkpoint, model) -> None:

@@ -104,6 +104,35 @@ class LSTMModel:
             params[name] = p.astype(self.dtype)
         return params
 
+    @property
+    def params(self) -> dict:
+        """Name -> weight array (see ``param_shapes``). The optimizer holds references to these arrays.
+
+        Assigning a whole dict, ``model.params = new``, copies ``new``'s values into the existing arrays (same
+        names, shapes and dtype required; ValueError otherwise), so an optimizer created earlier keeps
+        training the arrays the model uses.
+        """
+        return self._params
+
+    @params.setter
+    def params(self, new) -> None:
+        if getattr(self, "_params", None) is None:
+            self._params = new
+            return
+        old = self._params
+        if not isinstance(new, dict):
+            raise ValueError(f"model.params must be a dict of name -> array; got {type(new).__name__}")
+        if set(new) != set(old):
+            raise ValueError(f"model.params must have the keys {list(old)}; got {list(new)}")
+        for name, p in old.items():
+            q = new[name]
+            if not isinstance(q, np.ndarray) or q.dtype != p.dtype or q.shape != p.shape:
+                got = f"shape {q.shape} and dtype {q.dtype}" if isinstance(q, np.ndarray) else chk.describe(q)
+                raise ValueError(f"model.params[{name!r}] must be a {p.dtype} array of shape {p.shape}; got {got}")
+        for name, p in old.items():
+            if new[name] is not p:
+                np.copyto(p, new[name])
+
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
 

@@ -8,6 +8,12 @@ arrays have the dtype of their parameter, so float32 training stays float32. ``s
 arrays (``params[k]`` is never rebound, since the model holds references to the same arrays) and allocates
 nothing per element: all work buffers are created once in ``__init__``.
 
+The optimizer keeps the dict it was given: if the caller later puts a new array into it
+(``model.params["head.b"] = np.zeros(1, np.float32)``), the next ``step`` updates that new array -- same
+shape and dtype required, else a ``ValueError`` names the key -- instead of silently training an array
+nobody uses any more. (Assigning a whole new dict, ``model.params = {...}``, copies the values into the
+model's arrays: see ``LSTMModel.params``.)
+
 ``state_dict()`` returns a flat ``dict[str, np.ndarray]`` of copies -- buffers under ``"<buffer>/<param key>"``
 and the step counter under ``"t"`` (0-d int64) -- so ``np.savez(path, **opt.state_dict())`` works without
 pickle. Hyperparameters (lr, momentum, betas, eps) are not part of the state: they are constructor
@@ -97,6 +103,7 @@ class Optimizer:
     """
 
     def __init__(self, params, lr: float):
+        self._source = params  # the caller's dict: step() follows arrays put into it later
         self.params = _check_params(params)
         self.lr = lr  # validated by the property setter
         self.t = 0  # number of steps taken
@@ -123,6 +130,7 @@ class Optimizer:
 
         All gradients are checked before any parameter changes, so a rejected step leaves no trace.
         """
+        self._follow_source()
         _check_grad_keys(grads, self.params)
         for k, g in grads.items():
             ok = np.isfinite(g, out=self._ok[k])
@@ -135,6 +143,23 @@ class Optimizer:
         self.t += 1
         for k, p in self.params.items():
             self._update(k, p, grads[k])
+
+    def _follow_source(self) -> None:
+        """Adopt arrays the caller put into the params dict after ``__init__`` (the model reads those)."""
+        src = self._source
+        for k, p in self.params.items():
+            q = src.get(k) if isinstance(src, Mapping) else p
+            if q is p:
+                continue
+            if q is None:
+                raise ValueError(f"params[{k!r}] was removed from the dict this optimizer updates; create the "
+                                 f"optimizer again for the new parameters")
+            if not isinstance(q, np.ndarray) or q.shape != p.shape or q.dtype != p.dtype or not q.flags.writeable:
+                what = f"{q.dtype} {q.shape}" if isinstance(q, np.ndarray) else type(q).__name__
+                raise ValueError(f"params[{k!r}] was replaced by {what} after the optimizer was created; it needs "
+                                 f"a writable {p.dtype} array of shape {p.shape} (assign in place: "
+                                 f"params[{k!r}][...] = value), or create the optimizer again")
+            self.params[k] = q
 
     def _update(self, k: str, p: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

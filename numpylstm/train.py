@@ -10,9 +10,16 @@
     optimizer.step(grads)
 
 A non-finite loss or gradient norm stops training with ``TrainingDiverged`` before the optimizer touches the
-weights, so the model still holds the last good weights and the last checkpoint on disk is kept.
-Ctrl-C (SIGINT) does not tear a step in half: it is noted, the current step finishes, a checkpoint is
-written and ``run`` returns with ``interrupted=True``; a second Ctrl-C aborts at once.
+weights, so the model still holds the last good weights and the last checkpoint on disk is kept. So does a
+loss that is finite but has exploded: more than ``divergence_factor`` (100) times the starting loss -- the
+loss of the initial weights, the first entry of the loss history -- for ``divergence_steps`` (20) steps in a
+row. (A healthy run's loss falls below its start; a spike passes in fewer steps.) While the loss is above
+that bound no periodic checkpoint is written, so the last one on disk predates the explosion.
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP do not tear a step in half: the signal is noted, the current step
+finishes, a checkpoint is written and ``run`` returns with ``interrupted=True`` and ``signal`` set. A second
+signal -- even one arriving a few milliseconds after the first, or during that final save -- aborts at once
+with ``RunAborted`` (a ``KeyboardInterrupt``); an aborted save leaves the previous checkpoint intact.
 
 Stateful training (truncated BPTT over a long stream, as in the char-RNN): with ``stateful=True`` each batch's
 final state (L, 2, N, H) is the next batch's initial state; ``reset_state(step) -> bool`` says when to start
@@ -26,8 +33,10 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
+import os
 import signal
 import sys
 import threading
@@ -41,8 +50,17 @@ from . import _checks as chk
 from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import clip_grad_norm, global_norm
 
-__all__ = ["constant_lr", "warmup_cosine", "Progress", "Trainer", "TrainResult", "TrainingDiverged",
-           "format_seconds"]
+__all__ = ["constant_lr", "warmup_cosine", "Progress", "Trainer", "TrainResult", "TrainingDiverged", "RunAborted",
+           "format_seconds", "run_for_cli", "pipe_safe_stdout", "check_memory", "MAX_MEMORY"]
+
+MAX_MEMORY = 8e9  # bytes; beyond this a typo (--lstm-size 50000) would swap the machine to a halt
+
+
+def check_memory(nbytes, sizes: str) -> None:
+    """One-line ValueError, before anything is allocated, when a run would need more than ``MAX_MEMORY``."""
+    if nbytes > MAX_MEMORY:
+        raise ValueError(f"these sizes need about {nbytes / 1e9:.0f} GB of memory ({sizes}); the limit is "
+                         f"{MAX_MEMORY / 1e9:.0f} GB: make them smaller")
 
 
 # --------------------------------------------------------------------------- schedules
@@ -127,6 +145,7 @@ class Progress:
         self._t0 = self._first = None
         self._last_draw = 0.0
         self._width = 0
+        self.metrics_step = None  # the step the metrics passed to update() were measured at
 
     def start(self, step):
         self._t0, self._first = time.perf_counter(), step
@@ -146,8 +165,15 @@ class Progress:
         width = len(str(self.total))
         text = (f"step {step:>{width}}/{self.total}  loss {loss:.3e}  {rate:6.1f} steps/s  "
                 f"elapsed {format_seconds(self.elapsed())}  ETA {format_seconds(eta)}")
-        for k, v in (metrics or {}).items():
-            text += f"  {k} {v:.3e}"
+        return text + self.metrics_text(step, metrics, "{:.3e}")
+
+    def metrics_text(self, step, metrics, fmt) -> str:
+        """``  name value`` for each eval metric, then ``(N steps ago)`` when they are older than ``step``
+        (``metrics_step``, set by the trainer, is the step they were measured at)."""
+        text = "".join(f"  {k} {fmt.format(v)}" for k, v in (metrics or {}).items())
+        at = self.metrics_step
+        if text and at is not None and at < step:
+            text += f" ({step - at} steps ago)"
         return text
 
     def update(self, step, losses, metrics=None):
@@ -185,30 +211,57 @@ class TrainingDiverged(RuntimeError):
         self.step, self.last_loss, self.checkpoint = step, last_loss, checkpoint
 
 
+class RunAborted(KeyboardInterrupt):
+    """A second stop signal (Ctrl-C, SIGTERM, SIGHUP) during a run: it ends at once, without a final save."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_name(signum) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def run_for_cli(trainer, resumed=None, resume_hint="--resume", **run_kwargs):
     """``trainer.run(**run_kwargs)`` for a command line: returns (result, None) when training finished, or
     (None, exit code) after printing one line to stderr -- 1 when training diverged or a checkpoint could not
-    be written (disk full, permissions; saves are atomic, so the previous file is intact: say which), 130
-    after Ctrl-C (with the flag to continue: ``resume_hint`` + the checkpoint).
+    be written (disk full, permissions; saves are atomic, so the previous file is intact: say which),
+    128 + the signal number after Ctrl-C (130), SIGTERM (143) or SIGHUP (129), with the flag to continue
+    (``resume_hint`` + the checkpoint), and the same after a second signal aborted the run at once.
     """
     def fail(message, code):
-        print(message, file=sys.stderr, flush=True)
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except OSError:  # stderr gone too: the exit status still tells
+            pass
         return None, code
 
     try:
         result = trainer.run(**run_kwargs)
     except TrainingDiverged as exc:
         return fail(f"error: {exc}", 1)
+    except KeyboardInterrupt as exc:  # RunAborted: a second signal; or a KeyboardInterrupt outside run()'s guard
+        signum = getattr(exc, "signum", signal.SIGINT)
+        kept = trainer.last_checkpoint or resumed
+        where = (f"the last checkpoint {kept} is intact; continue with {resume_hint} {kept}" if kept
+                 else "no checkpoint was written")
+        return fail(f"aborted at once by a second {signal_name(signum)} near step {trainer.step}; {where}",
+                    128 + int(signum))
     except BrokenPipeError:
-        raise  # stdout went away (`| head`): not a checkpoint problem
+        raise  # stdout went away (`| head`) outside pipe_safe_stdout: not a checkpoint problem
     except OSError as exc:
         kept = trainer.last_checkpoint or resumed
         where = f"the previous checkpoint {kept} is intact" if kept else "no checkpoint was written"
         return fail(f"error: could not write a checkpoint ({exc}); {where}", 1)
     if result.interrupted:
-        where = result.checkpoint or "nowhere"
-        return fail(f"interrupted at step {result.step}; checkpoint saved to {where}; continue with "
-                    f"{resume_hint} {where}", 130)
+        what = "interrupted" if result.signal in (None, signal.SIGINT) else f"stopped by {signal_name(result.signal)}"
+        where = (f"checkpoint saved to {result.checkpoint}; continue with {resume_hint} {result.checkpoint}"
+                 if result.checkpoint else "nothing saved (the trainer has no checkpoint path)")
+        return fail(f"{what} at step {result.step}; {where}", 128 + int(result.signal or signal.SIGINT))
     return result, None
 
 
@@ -217,35 +270,143 @@ class TrainResult:
     step: int  # completed steps in total (including those before a resume)
     steps_run: int  # steps taken by this call
     seconds: float  # wall time of this call
-    interrupted: bool  # stopped by Ctrl-C (a checkpoint was written if a path was known)
+    interrupted: bool  # stopped by Ctrl-C, SIGTERM or SIGHUP (a checkpoint was written if a path was known)
     losses: list = field(default_factory=list)  # the whole loss history, one float per step
     checkpoint: Path | None = None  # last checkpoint written by this call
+    signal: int | None = None  # the signal that interrupted the run
 
     @property
     def steps_per_second(self) -> float:
         return self.steps_run / self.seconds if self.seconds > 0 else float("nan")
 
 
-class _SigintFlag:
-    """While active, the first Ctrl-C only sets ``hit``; a second one raises KeyboardInterrupt as usual."""
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class _StopSignals:
+    """While active, the first SIGINT/SIGTERM/SIGHUP only sets ``signum``; a second one raises ``RunAborted``.
+
+    Python runs a signal handler only between bytecodes, so two signals arriving during one long C call (a
+    big matrix product) would reach it as one. The C-level handler also writes one byte per signal to the
+    "wakeup fd"; counting those bytes tells two signals from one. Signals the process ignores (``nohup``,
+    a background job's SIGINT) stay ignored. Only in the main thread (elsewhere signals cannot be handled).
+    """
 
     def __init__(self):
-        self.hit = False
-        self._old = None
+        self.signum = None
+        self._old = {}
+        self._pipe = None
+        self._old_wakeup = -1
+
+    def _arrived(self) -> int:
+        """How many stop signals the C handler saw since the last call (0 if unknown)."""
+        n = 0
+        if self._pipe is not None:
+            try:
+                while True:
+                    data = os.read(self._pipe[0], 512)
+                    if not data:
+                        break
+                    n += sum(1 for b in data if b in _STOP_SIGNALS)
+            except OSError:  # BlockingIOError: drained
+                pass
+        return n
 
     def _handler(self, signum, frame):
-        if self.hit:
-            raise KeyboardInterrupt
-        self.hit = True
+        count = max(1, self._arrived())
+        if self.signum is not None or count >= 2:
+            self.signum = self.signum or signum
+            raise RunAborted(signum)
+        self.signum = signum
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in _STOP_SIGNALS:
+            try:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old[sig] = signal.signal(sig, self._handler)
+            except (OSError, ValueError):
+                pass
+        try:
+            r, w = os.pipe()
+        except OSError:
+            return self
+        try:
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._old_wakeup = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+            self._pipe = (r, w)
+        except (OSError, ValueError, AttributeError):
+            os.close(r)
+            os.close(w)
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+        return False
+
+
+class _PipeSafeStream:
+    """A text stream whose writes survive the reader going away (``demo.py | head``): the first broken-pipe
+    error points the file descriptor at /dev/null (so the interpreter's final flush is quiet too), sets
+    ``broken`` and makes every later write a no-op. Everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.broken = False
+
+    def _gone(self):
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def _guard(self, fn, *args):
+        if self.broken:
+            return None
+        try:
+            return fn(*args)
+        except BrokenPipeError:
+            self._gone()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            self._gone()
+        return None
+
+    def write(self, text):
+        self._guard(self._stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class pipe_safe_stdout:
+    """``with pipe_safe_stdout() as out:`` -- ``sys.stdout`` survives a closed pipe for the block's duration:
+    printing stops, the program goes on (and ``out.broken`` says whether the reader left)."""
+
+    def __enter__(self):
+        self._old = sys.stdout
+        sys.stdout = self.stream = _PipeSafeStream(sys.stdout)
+        return self.stream
+
+    def __exit__(self, *exc):
+        self.stream.flush()
+        sys.stdout = self._old
         return False
 
 
@@ -267,7 +428,11 @@ class Trainer:
             go to ``evals`` (list of (step, dict)) and onto the progress line.
         checkpoint_path: where ``save`` writes, every ``checkpoint_every`` steps (0: only at the end) and on
             Ctrl-C. None: no checkpoints unless ``interrupt_path`` is given.
-        interrupt_path: where Ctrl-C saves (default ``checkpoint_path``).
+        interrupt_path: where Ctrl-C, SIGTERM, SIGHUP and a run stopped early (``stop_at``) save when
+            ``checkpoint_path`` is None (default ``checkpoint_path``).
+        divergence_factor, divergence_steps: stop with ``TrainingDiverged`` when the loss stays above
+            ``divergence_factor`` times the starting loss (the first step's) for ``divergence_steps``
+            steps in a row (None: only NaN/inf count as divergence).
         user: JSON-able dict stored in every checkpoint (run settings); extra: dict name -> array stored too
             (a vocabulary, ...).
         progress: a ``Progress`` (default: one printing to stdout).
@@ -275,7 +440,8 @@ class Trainer:
 
     def __init__(self, model, optimizer, batches, total_steps, *, schedule=None, clip_norm=5.0, stateful=False,
                  reset_state=None, eval_fn=None, eval_every=0, checkpoint_path=None, checkpoint_every=0,
-                 interrupt_path=None, user=None, extra=None, progress=None):
+                 interrupt_path=None, user=None, extra=None, progress=None, divergence_factor=100.0,
+                 divergence_steps=20):
         self.model, self.optimizer = model, optimizer
         if not callable(batches) and not hasattr(batches, "__next__"):
             raise ValueError("batches must be a callable batches(step) -> (x, y) or an iterator of (x, y)")
@@ -299,6 +465,10 @@ class Trainer:
         self.evals: list = []
         self.state = None  # carried (L, 2, N, H) state when stateful
         self.last_checkpoint: Path | None = None
+        self.divergence_factor = None if divergence_factor is None else _positive("divergence_factor",
+                                                                                  divergence_factor)
+        self.divergence_steps = chk.positive_int("divergence_steps", divergence_steps)
+        self._above = 0  # consecutive steps with the loss above the divergence bound
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, path=None) -> Path:
@@ -316,11 +486,12 @@ class Trainer:
         self.last_checkpoint = path
         return path
 
-    def resume(self, path):
+    def resume(self, path, new_total=False):
         """Restore weights, optimizer, RNG, step, loss history and carried state from ``path``.
 
-        Raises ValueError if the checkpoint does not fit (architecture, optimizer, total_steps) -- before
-        anything is changed. Returns the ``Checkpoint``.
+        Raises ValueError if the checkpoint does not fit (architecture, optimizer, total_steps unless
+        ``new_total``: a run whose budget the caller changed on purpose) -- before anything is changed.
+        Returns the ``Checkpoint``.
         """
         from .checkpoint import read_checkpoint
 
@@ -328,34 +499,57 @@ class Trainer:
         info = ck.user.get("trainer")
         if not isinstance(info, dict) or "total_steps" not in info:
             raise ValueError(f"checkpoint {ck.path} has no training state (meta['user']['trainer'])")
-        if info["total_steps"] != self.total_steps:
-            raise ValueError(f"checkpoint {ck.path} belongs to a run of {info['total_steps']} steps, "
+        total = info["total_steps"]
+        if isinstance(total, bool) or not isinstance(total, int) or total < ck.step:
+            raise ValueError(f"checkpoint {ck.path}: meta['user']['trainer']['total_steps'] must be an integer "
+                             f">= its step; got {total!r}")
+        if total != self.total_steps and not new_total:
+            raise ValueError(f"checkpoint {ck.path} belongs to a run of {total} steps, "
                              f"not {self.total_steps}")
         if ck.step > self.total_steps:
             raise ValueError(f"checkpoint {ck.path} is at step {ck.step}, past total_steps {self.total_steps}")
         losses = ck.extra.get("losses")
-        if losses is None or losses.shape != (ck.step,):
+        if losses is None or losses.shape != (ck.step,) or losses.dtype.kind != "f":
             raise ValueError(f"checkpoint {ck.path}: loss history must have one entry per step ({ck.step})")
+        evals = _parse_evals(info.get("evals", []), ck.step)
+        if evals is None:
+            raise ValueError(f"checkpoint {ck.path}: meta['user']['trainer']['evals'] must be a list of "
+                             f"[step, {{name: number}}] pairs; got {str(info.get('evals'))[:60]!r}")
         ck = load_checkpoint(path, self.model, self.optimizer)
         self.step = ck.step
         self.losses = [float(v) for v in losses]
-        self.evals = [(int(s), dict(m)) for s, m in info.get("evals", [])]
+        self.evals = evals
         self.state = ck.extra.get("state") if self.stateful else None
         if self.state is not None:
             self.state = np.array(self.state, dtype=self.model.dtype)
         return ck
 
     # ---------------------------------------------------------------- the loop
+    def _over_bound(self, loss) -> bool:
+        """Is ``loss`` above ``divergence_factor`` x the starting loss (the loss of the initial weights)?"""
+        if self.divergence_factor is None or not self.losses:
+            return False
+        start = self.losses[0]
+        return start > 0 and loss > self.divergence_factor * start
+
     def _next_batch(self, step):
         return self.batches(step) if callable(self.batches) else next(self.batches)
 
     def _diverged(self, step, what, value, lr):
-        last = next((v for v in reversed(self.losses) if math.isfinite(v)), float("nan"))
         kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
                 else "no checkpoint was written")
-        msg = (f"training diverged at step {step + 1}: the {what} is {value} (last finite loss {last:.4g} at "
-               f"step {step}). Try a lower learning rate (--lr, now {lr:.3g}) or a smaller gradient clipping "
-               f"norm; {kept}.")
+        if what == "exploded":  # finite, but above the bound for divergence_steps steps
+            start = self.losses[0]
+            bound = self.divergence_factor * start
+            at = next((i for i in range(len(self.losses) - 1, -1, -1) if self.losses[i] <= bound), None)
+            last = self.losses[at] if at is not None else float("nan")
+            msg = (f"training diverged at step {step + 1}: the loss is {value:.4g}, more than "
+                   f"{self.divergence_factor:g} times the starting loss {start:.4g} for {self.divergence_steps} "
+                   f"steps in a row (last loss below that {last:.4g} at step {(at or 0) + 1})")
+        else:
+            last = next((v for v in reversed(self.losses) if math.isfinite(v)), float("nan"))
+            msg = f"training diverged at step {step + 1}: the {what} is {value} (last finite loss {last:.4g} at step {step})"
+        msg += (f". Try a lower learning rate (--lr, now {lr:.3g}) or a smaller gradient clipping norm; {kept}.")
         return TrainingDiverged(msg, step + 1, last, self.last_checkpoint)
 
     def _evaluate(self):
@@ -380,53 +574,83 @@ class Trainer:
             end = min(end, first)
         model, opt, prog = self.model, self.optimizer, self.progress
         metrics = self.evals[-1][1] if self.evals else None
+        prog.metrics_step = self.evals[-1][0] if self.evals else None
         interrupted = False
+        self._above = 0
         prog.start(first)
         t0 = time.perf_counter()
-        try:
-            # overflow/invalid warnings would only precede the divergence message below, which says it better
-            with _SigintFlag() as sigint, np.errstate(over="ignore", invalid="ignore"):
-                while self.step < end:
-                    step = self.step
-                    lr = self.schedule(step)
-                    opt.lr = lr
-                    x, y = self._next_batch(step)
-                    if self.stateful and self.reset_state is not None and self.reset_state(step):
-                        self.state = None
-                    state = self.state if self.stateful else None
-                    loss, grads, new_state = model.loss_and_grads(x, y, state=state, train=True)
-                    if not math.isfinite(loss):
-                        raise self._diverged(step, "loss", loss, lr)
-                    if self.clip_norm is not None:
-                        norm = clip_grad_norm(grads, self.clip_norm)
-                    else:
-                        norm = global_norm(grads)
-                    if not math.isfinite(norm):
-                        raise self._diverged(step, "gradient norm", norm, lr)
-                    opt.step(grads)
-                    if self.stateful:
-                        self.state = new_state
-                    self.losses.append(loss)
-                    self.step = step + 1
-                    if time_limit is not None and time.perf_counter() - t0 >= time_limit:
-                        end = self.step  # out of time: finish like a run that reached its last step
-                    if self.step == end or (self.eval_every and self.step % self.eval_every == 0):
-                        metrics = self._evaluate()  # at the end too, so the last progress line shows it
-                    if (self.checkpoint_path is not None and self.checkpoint_every
-                            and self.step % self.checkpoint_every == 0 and self.step < end):
-                        self.save()
-                    prog.update(self.step, self.losses, metrics)
-                    if sigint.hit:
-                        interrupted = True
-                        break
-                if not interrupted and self.step == first and not self.evals:
-                    metrics = self._evaluate()  # nothing to train (resumed at the end): evaluate anyway
-        finally:
-            prog.close()
-        seconds = time.perf_counter() - t0
-        if interrupted and self.interrupt_path is not None:
-            self.save(self.interrupt_path)
-        elif self.checkpoint_path is not None:
-            self.save()
+        # the signal guard covers the final save too: a second signal during it aborts the save at once
+        with _StopSignals() as stop:
+            try:
+                # overflow/invalid warnings would only precede the divergence message, which says it better
+                with np.errstate(over="ignore", invalid="ignore"):
+                    while self.step < end:
+                        step = self.step
+                        lr = self.schedule(step)
+                        opt.lr = lr
+                        x, y = self._next_batch(step)
+                        if self.stateful and self.reset_state is not None and self.reset_state(step):
+                            self.state = None
+                        state = self.state if self.stateful else None
+                        loss, grads, new_state = model.loss_and_grads(x, y, state=state, train=True)
+                        if not math.isfinite(loss):
+                            raise self._diverged(step, "loss", loss, lr)
+                        self._above = self._above + 1 if self._over_bound(loss) else 0
+                        if self._above >= self.divergence_steps:
+                            raise self._diverged(step, "exploded", loss, lr)
+                        if self.clip_norm is not None:
+                            norm = clip_grad_norm(grads, self.clip_norm)
+                        else:
+                            norm = global_norm(grads)
+                        if not math.isfinite(norm):
+                            raise self._diverged(step, "gradient norm", norm, lr)
+                        opt.step(grads)
+                        if self.stateful:
+                            self.state = new_state
+                        self.losses.append(loss)
+                        self.step = step + 1
+                        if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+                            end = self.step  # out of time: finish like a run that reached its last step
+                        if self.step == end or (self.eval_every and self.step % self.eval_every == 0):
+                            metrics = self._evaluate()  # at the end too, so the last progress line shows it
+                            prog.metrics_step = self.step
+                        if (self.checkpoint_path is not None and self.checkpoint_every and not self._above
+                                and self.step % self.checkpoint_every == 0 and self.step < end):
+                            self.save()  # (not while the loss is exploding: keep the last good one)
+                        prog.update(self.step, self.losses, metrics)
+                        if stop.signum is not None:
+                            interrupted = True
+                            break
+                    if not interrupted and self.step == first and not self.evals:
+                        metrics = self._evaluate()  # nothing to train (resumed at the end): evaluate anyway
+            finally:
+                prog.close()
+            seconds = time.perf_counter() - t0
+            if self.checkpoint_path is not None and not interrupted:
+                self.save()
+            elif self.interrupt_path is not None and (interrupted or self.step < self.total_steps):
+                self.save(self.interrupt_path)  # Ctrl-C, SIGTERM, SIGHUP or stop_at: keep the work
+            if stop.signum is not None:  # also a first signal that came during the final save
+                interrupted = True
         return TrainResult(step=self.step, steps_run=self.step - first, seconds=seconds, interrupted=interrupted,
-                           losses=self.losses, checkpoint=self.last_checkpoint)
+                           losses=self.losses, checkpoint=self.last_checkpoint,
+                           signal=stop.signum if interrupted else None)
+
+
+def _parse_evals(evals, last_step):
+    """A checkpoint's [[step, {name: value}], ...] as [(int, dict)], or None if it is malformed."""
+    if not isinstance(evals, list):
+        return None
+    out = []
+    for item in evals:
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        step, metrics = item
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= last_step:
+            return None
+        if not isinstance(metrics, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                for k, v in metrics.items()):
+            return None
+        out.append((step, dict(metrics)))
+    return out

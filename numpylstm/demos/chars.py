@@ -25,8 +25,8 @@ from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..model import LSTMModel
 from ..optim import Adam
 from .baselines import baselines, format_baselines
-from .text import Vocab, Windows, evaluate, num_batches, sample, split
-from ..train import (Progress, Trainer, format_seconds, run_for_cli,
+from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
+from ..train import (Progress, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]
@@ -85,6 +85,21 @@ class CharSettings:
         chk.resolve_dtype(self.dtype)
         return self
 
+    def memory_bytes(self, vocab_size) -> float:
+        """A rough upper estimate of the run's peak memory for a vocabulary of ``vocab_size`` characters: the
+        parameters with their gradients, Adam moments and scratch buffers, and the forward/backward buffers of
+        a training batch (gates, states, the logits and their softmax) -- the validation pass is smaller."""
+        V, H, L = vocab_size, self.lstm_size, self.lstm_layers
+        params = 4 * H * (V + H + 1) + (L - 1) * 4 * H * (2 * H + 1) + H * V + V
+        rows = self.n_seqs * self.n_steps
+        itemsize = 4 if self.dtype == "float32" else 8
+        return float(itemsize) * (6 * params + rows * (L * H * 12 + 3 * V))
+
+    def check_memory(self, vocab_size) -> None:
+        check_memory(self.memory_bytes(vocab_size),
+                     f"lstm_size {self.lstm_size}, lstm_layers {self.lstm_layers}, n_seqs {self.n_seqs}, "
+                     f"n_steps {self.n_steps}, {vocab_size} distinct characters")
+
 
 def default_text() -> tuple[str, str]:
     """(text, description): the project's README.md and derivations/*.md, present in every checkout."""
@@ -103,6 +118,8 @@ def read_text(path) -> str:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"--text {path} is not UTF-8 text ({exc})") from exc
+    except OSError as exc:  # permissions, a vanished file, an I/O error
+        raise ValueError(f"--text {path} cannot be read ({exc.strerror or exc})") from exc
     if not text:
         raise ValueError(f"--text {path} is empty")
     return text
@@ -160,9 +177,7 @@ class CharProgress(Progress):
             where = f"step {step}/{self.total}"
         text = (f"{where}  train loss {loss:.3f}  {rate * self.chars_per_step:,.0f} chars/s  "
                 f"elapsed {format_seconds(self.elapsed())}  ETA {format_seconds(eta)}")
-        for k, v in (metrics or {}).items():
-            text += f"  {k} {v:.4f}"
-        return text
+        return text + self.metrics_text(step, metrics, "{:.4f}")
 
 
 def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
@@ -199,6 +214,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     else:
         text, where = default_text()
     vocab = Vocab.from_text(text)
+    s.check_memory(len(vocab))  # before anything big is allocated
     ids = vocab.encode(text)
     train_ids, val_ids = split(ids, s.val_fraction)
     train = Windows(train_ids, s.n_seqs, s.n_steps, name="the training text (first 90%)")
@@ -209,11 +225,19 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     spent = 0.0
     if resume is not None:
         _, user = settings_from_checkpoint(resume)
-        ck_vocab = Vocab.from_array(read_checkpoint(resume).extra["vocab"])
+        resumed = read_checkpoint(resume)
+        ck_vocab = Vocab.from_array(resumed.extra["vocab"])
         if user.get("text") != text_fingerprint(text) or ck_vocab != vocab:
             raise ValueError(f"--resume {resume} was trained on another text ({user.get('text')}); "
                              f"pass the same --text")
-        spent = float(user.get("train_seconds", 0.0))
+        spent = user.get("train_seconds", 0.0)
+        if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not 0 <= spent < math.inf:
+            raise ValueError(f"--resume {resume}: its training time (meta['user']['train_seconds']) is not a "
+                             f"number of seconds: {str(spent)[:40]!r}")
+        spent = float(spent)
+        if s.epochs is not None and resumed.step > s.epochs * K:
+            raise ValueError(f"--resume {resume} has already trained {resumed.step / K:.2f} epochs, more than "
+                             f"--epochs {s.epochs}: give a larger budget (--epochs or --minutes)")
 
     model = LSTMModel(len(vocab), s.lstm_size, len(vocab), num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob,
                       head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype, impl=impl)
@@ -259,7 +283,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
             say(f"  untrained loss on the first batch {first:.4f} nats/char (ln V = {base['uniform']:.4f}: "
                 f"uniform guessing, as expected)")
     if resume is not None:
-        ck = trainer.resume(resume)
+        ck = trainer.resume(resume, new_total=True)  # --epochs/--minutes may set a new budget
         say(f"resumed from {resume} at step {ck.step} ({format_seconds(spent)} of training so far)")
 
     if clock is not None:
@@ -294,11 +318,23 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
 
 
 def run_sample(checkpoint, *, prime="Far", length=500, top_k=5, temperature=1.0, seed=None, stream=None) -> str:
-    """Load a chars checkpoint and print (and return) a sample. ValueError for an unusable checkpoint/prime."""
+    """Load a chars checkpoint and print a sample character by character, as it is drawn; return it.
+
+    Stops early, quietly, when the reader of ``stream`` goes away (``| head -c 50``: a ``pipe_safe_stdout``
+    stream sets ``broken``). ValueError for an unusable checkpoint/prime.
+    """
     stream = sys.stdout if stream is None else stream
     settings_from_checkpoint(checkpoint)
     model, ck = model_from_checkpoint(checkpoint)
     vocab = Vocab.from_array(ck.extra["vocab"])
-    out = sample(model, vocab, prime=prime, length=length, top_k=top_k, temperature=temperature, seed=seed)
-    print(out, file=stream, flush=True)
-    return out
+    drawn = []
+    for piece in sample_stream(model, vocab, prime=prime, length=length, top_k=top_k, temperature=temperature,
+                               seed=seed):
+        drawn.append(piece)
+        stream.write(piece)
+        stream.flush()
+        if getattr(stream, "broken", False):
+            break
+    stream.write("\n")
+    stream.flush()
+    return "".join(drawn)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PlotsUnavailable", "plot_predictions", "plot_loss", "plot_error"]
+__all__ = ["PlotsUnavailable", "plot_predictions", "plot_loss", "plot_error", "centred_mean"]
 
 
 class PlotsUnavailable(ImportError):
@@ -47,9 +47,24 @@ def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
     return _save(fig, path, dpi)
 
 
+def centred_mean(values, window):
+    """(x, mean): the mean of each run of ``window`` consecutive values, placed at the centre of its run --
+    steps 1..n, so the run of steps s..s+window-1 is plotted at s + (window - 1) / 2. Unlike a trailing
+    mean (plotted at the run's last step) it does not lag: on a falling curve a trailing mean runs above it.
+    Only full windows: the curve starts and ends window / 2 steps in from the ends."""
+    v = np.asarray(values, dtype=np.float64)
+    w = int(window)
+    if v.size < w or w < 1:
+        return np.empty(0), np.empty(0)
+    mean = np.convolve(v, np.ones(w) / w, mode="valid")
+    x = np.arange(1, mean.size + 1) + (w - 1) / 2.0
+    return x, mean
+
+
 def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel="training loss (MSE)",
               title="training loss", eval_label="validation", hlines=None) -> Path:
-    """Training loss per step, with a moving average over ``window`` steps; log y-axis unless ``log=False``.
+    """Training loss per step, with a centred moving mean over ``window`` steps (``centred_mean``: no lag);
+    log y-axis unless ``log=False``.
 
     ``evals``: optional [(step, {"val loss": value}), ...] (``Trainer.evals``), drawn as a second curve.
     ``hlines``: optional {name: loss} of baselines, drawn as labelled dotted horizontal lines.
@@ -59,8 +74,7 @@ def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel=
     steps = np.arange(1, losses.size + 1)
     ax.plot(steps, losses, linewidth=0.5, color="#bbbbbb", label="per step")
     if losses.size >= window:
-        avg = np.convolve(losses, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], avg, color="#1f77b4", label=f"mean of {window} steps")
+        ax.plot(*centred_mean(losses, window), color="#1f77b4", label=f"centred mean of {window} steps")
     if evals:
         ax.plot([s for s, _ in evals], [m["val loss"] for _, m in evals], "o-", color="#d62728", label=eval_label)
     for name, value in (hlines or {}).items():

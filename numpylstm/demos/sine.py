@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _checks as chk
-from ..checkpoint import read_checkpoint
+from ..checkpoint import read_checkpoint, unused_path
 from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from ..model import LSTMModel
@@ -131,18 +131,39 @@ def settings_from_checkpoint(path, demo="sine") -> SineSettings:
         raise ValueError(f"{ck.path}: stored sine settings are unusable ({exc})") from exc
 
 
+def default_checkpoint(out) -> Path:
+    """Where a sine run without --checkpoint saves on Ctrl-C, SIGTERM, SIGHUP or --stop-at: DIR/checkpoint.npz,
+    or checkpoint-2.npz ... when that exists (an earlier run's file is never replaced)."""
+    return unused_path(Path(out) / "checkpoint.npz")
+
+
+def report_stop(result, total, named, say, resume_hint="--resume"):
+    """After ``--stop-at``: say where the work is and how to continue (on stderr too when the path was chosen
+    by the demo and --quiet hides stdout)."""
+    if result.step >= total or result.checkpoint is None:
+        return
+    text = (f"stopped at step {result.step} of {total}; checkpoint saved to {result.checkpoint}; continue with "
+            f"{resume_hint} {result.checkpoint}")
+    if say(text) is False and not named:
+        print(text, file=sys.stderr, flush=True)
+
+
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
-             checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast") -> int:
+             checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
+             explain_only=False) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
-    1 if training diverged, 130 if interrupted with Ctrl-C (after saving a checkpoint). impl: the layer code,
+    1 if training diverged, 128 + the signal number if stopped by Ctrl-C (130), SIGTERM or SIGHUP (after
+    saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). impl: the layer code,
     "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
+    ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
+    nothing written).
     """
     stream = sys.stdout if stream is None else stream
-    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
+    say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
-    interrupt_path = Path(checkpoint) if checkpoint else out / "interrupted.npz"
+    interrupt_path = Path(checkpoint) if checkpoint else default_checkpoint(out)
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl)
 
@@ -154,10 +175,12 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
         f"gradient clipping at global norm {s.clip:g}")
     say(f"  data: train x {data.train_x.shape} y {data.train_y.shape}, test x {data.test_x.shape} "
         f"y {data.test_y.shape}; {model.num_params()} parameters")
-    if explain:
+    if explain or explain_only:
         say("shapes for one batch (--explain):")
         for line in explain_shapes(model, data.train_x[: s.batch_size]):
             say("  " + line)
+    if explain_only:
+        return 0
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
@@ -165,6 +188,7 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     result, code = run_for_cli(trainer, resume, stop_at=stop_at)
     if code is not None:
         return code
+    report_stop(result, s.steps, checkpoint is not None, say)
 
     pred, _ = model.forward(data.test_x)
     score = rmse(pred, data.test_y)

@@ -24,7 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
-from .sine import SineSettings, rmse
+from .sine import SineSettings, default_checkpoint, report_stop, rmse
 from .text import Windows
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
@@ -77,9 +77,9 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     impl: the layer code, "fast" or "textbook" (same numbers, slower).
     """
     stream = sys.stdout if stream is None else stream
-    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
+    say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
-    interrupt_path = Path(checkpoint) if checkpoint else out / "interrupted.npz"
+    interrupt_path = Path(checkpoint) if checkpoint else default_checkpoint(out)
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
                                                          impl=impl)
@@ -96,6 +96,7 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
     if code is not None:
         return code
+    report_stop(result, s.steps, checkpoint is not None, say, resume_hint="--stateful --resume")
     pred = predict_test(model, test_seq, s.timesteps)
     truth = test_seq[s.timesteps :]
     say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import _checks as chk
 
-__all__ = ["Vocab", "split", "num_batches", "Windows", "batches", "evaluate", "sample"]
+__all__ = ["Vocab", "split", "num_batches", "Windows", "batches", "evaluate", "sample", "sample_stream"]
 
 
 class Vocab:
@@ -198,7 +198,13 @@ def _next_distribution(logits, top_k, temperature):
 
 def sample(model, vocab: Vocab, prime: str = "Far", length: int = 500, top_k: int | None = 5,
            temperature: float = 1.0, seed=None) -> str:
-    """Generate text: the prime followed by ``length`` drawn characters.
+    """Generate text: the prime followed by ``length`` drawn characters (``sample_stream``, joined)."""
+    return "".join(sample_stream(model, vocab, prime, length, top_k, temperature, seed))
+
+
+def sample_stream(model, vocab: Vocab, prime: str = "Far", length: int = 500, top_k: int | None = 5,
+                  temperature: float = 1.0, seed=None):
+    """Generate text piece by piece: yields the prime, then each drawn character as soon as it is drawn.
 
     The prime is run through the model in one call to warm the state (L, 2, 1, H); then each step draws a
     character from the distribution of the last output -- softmax(logits / temperature), only the top_k most
@@ -219,12 +225,14 @@ def sample(model, vocab: Vocab, prime: str = "Far", length: int = 500, top_k: in
     if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
             or not math.isfinite(temperature) or temperature <= 0):
         raise ValueError(f"temperature must be a finite number > 0; got {temperature!r}")
-    rng = np.random.default_rng(seed)
+    return _draw(model, vocab, prime, ids, int(length), top_k, temperature, np.random.default_rng(seed))
+
+
+def _draw(model, vocab, prime, ids, length, top_k, temperature, rng):
     y, state = model.forward(ids[None, :])  # warm-up on the prime: y (1, len(prime), V)
-    out = []
-    for _ in range(int(length)):
+    yield prime
+    for _ in range(length):
         p = _next_distribution(y[0, -1], top_k, temperature)
         c = int(rng.choice(len(p), p=p))
-        out.append(c)
+        yield vocab.decode([c])
         y, state = model.forward(np.array([[c]]), state)
-    return prime + vocab.decode(out)

@@ -64,12 +64,19 @@ def main(argv=None):
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    text = read_text(args.text)
+    try:
+        text = read_text(args.text)
+    except ValueError as exc:
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     vocab = Vocab.from_text(text)
     V = len(vocab)
     ids = vocab.encode(text)
     train_ids, val_ids = split(ids, 0.1)
-    train, val = Windows(train_ids, args.n_seqs, args.n_steps), Windows(val_ids, args.n_seqs, args.n_steps)
+    try:
+        train = Windows(train_ids, args.n_seqs, args.n_steps, name="the training text (first 90%)")
+        val = Windows(val_ids, args.n_seqs, args.n_steps, name="the validation text (last 10%)")
+    except ValueError as exc:
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     K = len(train)
     H, L = args.lstm_size, args.lstm_layers
 

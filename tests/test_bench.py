@@ -62,3 +62,24 @@ def test_gemm_flop_count_matches_hand_count():
     assert gemm_flops(1, 1, 1, 1, 1, 1, "last", False) == 46
     # one-hot input: the first layer's input projection and dWx are a gather and a scatter, counted 0
     assert gemm_flops(1, 1, 1, 1, 1, 1, "last", True) == 46 - 16
+
+
+def test_torch_chars_reference_runs(tmp_path):
+    """benchmarks/torch_chars.py (the char demo's recipe in PyTorch) trains and prints the demo's final lines."""
+    pytest.importorskip("torch")
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "torch_chars.py"), "--text", str(text), "--seconds", "0.5",
+           "--threads", "1", "--n-seqs", "4", "--n-steps", "10", "--lstm-size", "8", "--eval-every", "5"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert " chars/s" in lines[-2] and lines[-1].startswith("val loss: ") and lines[-1].endswith(" nats/char")
+    assert float(lines[-1].split()[2]) < 3.3  # below ln(27) = 3.30, uniform over the text's 27 symbols
+
+
+def test_torch_chars_bad_text_is_one_line(tmp_path):
+    pytest.importorskip("torch")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "torch_chars.py"), "--text", str(tmp_path / "missing.txt")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "--text" in out.stderr

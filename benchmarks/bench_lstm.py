@@ -1,63 +1,66 @@
-"""Time one training step of numpylstm against PyTorch's CPU LSTM.
+"""Time one training step of numpylstm (fast and textbook) against PyTorch's CPU LSTM, each library alone.
 
 One "step" is ``LSTMModel.loss_and_grads`` (forward, loss, backward through the whole model), and for PyTorch
-the same work: ``nn.LSTM(batch_first=True)`` + ``nn.Linear``, the loss, ``backward()``, default threads.
+the same work: ``nn.LSTM(batch_first=True)`` + ``nn.Linear``, the loss, ``backward()``. Same initial weights.
 
-Configurations (N batch, T steps, H hidden, L layers), input size 1, head "last", MSE:
+Configurations (N batch, T steps, H hidden, L layers):
 
-    A  (64,  20,  20, 2)   the sine model of the TF-1 notes
-    B  (64,  20, 128, 2)
-    C  (32, 100, 256, 2)   char-RNN sized
-    C-onehot               C with V = 77 token ids (anna.txt's vocabulary; random ids, no file read),
-                           head "all", softmax cross-entropy over 77 classes.
+    A     (64,  20,  20, 2)  input size 1, head "last", MSE: the sine model of the TF-1 notes
+    B     (64,  20, 128, 2)  same, wider
+    C     (32, 100, 256, 2)  same, char-RNN sized
+    char  (32,  50, 192, 2)  what ``demo.py chars`` runs: V = 77 token ids (anna.txt's vocabulary; random ids,
+                             no file read), head "all", softmax cross-entropy over 77 classes.
 
-For C-onehot numpylstm gets (N, T) integer ids (its input projection is a row gather of Wx); PyTorch gets a
+For ``char`` numpylstm gets (N, T) integer ids (its input projection is a row gather of Wx); PyTorch gets a
 one-hot float tensor (N, T, 77) built once outside the timed step, the way the char-RNN notes feed
-``tf.one_hot`` into the LSTM -- so PyTorch does a (N*T, 77) @ (77, 4H) GEMM where numpylstm gathers rows.
+``tf.one_hot`` into the LSTM (so PyTorch does a (N*T, 77) @ (77, 4H) GEMM where numpylstm gathers rows).
 
-Method: each implementation is warmed up, then numpylstm, torch and a large reference ``a @ b`` are timed
-in rotating order, ``--reps`` rounds per configuration, so that machine drift hits all of them alike; medians
-are reported, with the spread (max/min - 1 over the repetitions) as a noise figure. GFLOP/s use an explicit
-count of the GEMM FLOPs of the step (``gemm_flops``), the same count for both implementations; %peak divides
-numpylstm's GFLOP/s by the reference GEMM's median GFLOP/s over the same rounds, per dtype.
+Method (why: an earlier in-process, interleaved design measured mostly contention -- OpenBLAS's threads keep
+spinning after a call and took the CPU from torch's threads right after):
+- every timing runs in its own fresh subprocess that imports only the library it times (torch is never
+  imported by a NumPy worker); the parent process only waits;
+- both libraries at the same thread count: the env variables OMP/OPENBLAS/MKL_NUM_THREADS are set before the
+  worker imports anything, then threadpoolctl limits NumPy's BLAS and ``torch.set_num_threads`` torch;
+  reported at 1 thread and at the machine's default (``os.cpu_count()``);
+- each worker warms up (``--warmup-seconds`` of steps, at least 2 steps), then times ``--seconds`` (2.5) of
+  consecutive steps, each step timed on its own; ``--rounds`` rounds, the implementations in alternating
+  order from round to round, so drift of the machine hits them alike;
+- reported: the median step time over all rounds' steps, and the spread = max/min - 1 of the per-round
+  medians (how far two runs of the same thing disagree: the noise figure to read the ratio against);
+- the reference GEMM (a 2048 x 2048 product, the machine's BLAS peak) is timed alone the same way.
 
-Numbers are printed, never asserted. ``--quick`` runs in a few seconds (for CI); PyTorch is skipped when it
-is not installed.
+Numbers are printed, never asserted. ``--quick`` runs in seconds (for CI); PyTorch is skipped when it is not
+installed. The markdown table at the end is in the README's format.
 
-    python benchmarks/bench_lstm.py            # full run, for the record
-    python benchmarks/bench_lstm.py --quick    # seconds
+    python benchmarks/bench_lstm.py                        # the full table, ~4 minutes
+    python benchmarks/bench_lstm.py --quick                # seconds
+    python benchmarks/bench_lstm.py --configs C --threads 1 --impls fast,torch
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, os.environ.get("ROOT", str(Path(__file__).resolve().parents[1])))
-from numpylstm import LSTMModel  # noqa: E402
-
-try:  # torch is an optional oracle
-    import torch
-except ImportError:  # pragma: no cover - depends on the environment
-    torch = None
+ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (N, T, H, layers, onehot)
 CONFIGS = {
     "A": (64, 20, 20, 2, False),
     "B": (64, 20, 128, 2, False),
     "C": (32, 100, 256, 2, False),
-    "C-onehot": (32, 100, 256, 2, True),
+    "char": (32, 50, 192, 2, True),
 }
 VOCAB = 77  # distinct characters in anna.txt
+IMPLS = ("fast", "textbook", "torch")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ---------------------------------------------------------------------------------------------- counting
@@ -84,48 +87,65 @@ def gemm_flops(N, T, H, L, D, O, head, onehot):
     return total
 
 
-# ---------------------------------------------------------------------------------------------- steps
-def make_problem(name, dtype, seed=0, scale_T=None):
+def config_info(name, seq_len=None):
     N, T, H, L, onehot = CONFIGS[name]
-    if scale_T is not None:
-        T = scale_T
-    rng = np.random.default_rng(seed)
+    T = seq_len or T
     if onehot:
-        D = O = VOCAB
-        head, loss = "all", "softmax_ce"
+        return dict(N=N, T=T, H=H, L=L, D=VOCAB, O=VOCAB, head="all", loss="softmax_ce", onehot=True)
+    return dict(N=N, T=T, H=H, L=L, D=1, O=1, head="last", loss="mse", onehot=False)
+
+
+# ---------------------------------------------------------------------------------------------- worker
+def make_problem(info, dtype, seed=0):
+    """The numpylstm model and a random batch for one configuration."""
+    import numpy as np
+
+    from numpylstm import LSTMModel
+
+    rng = np.random.default_rng(seed)
+    N, T = info["N"], info["T"]
+    if info["onehot"]:
         x = rng.integers(0, VOCAB, (N, T))
         y = rng.integers(0, VOCAB, (N, T))
     else:
-        D, O = 1, 1
-        head, loss = "last", "mse"
-        x = rng.standard_normal((N, T, D)).astype(dtype)
-        y = rng.standard_normal((N, O)).astype(dtype)
-    model = LSTMModel(D, H, O, num_layers=L, head=head, loss=loss, seed=seed, dtype=dtype)
-    info = dict(N=N, T=T, H=H, L=L, D=D, O=O, head=head, loss=loss, onehot=onehot)
-    return model, x, y, info
+        x = rng.standard_normal((N, T, info["D"])).astype(dtype)
+        y = rng.standard_normal((N, info["O"])).astype(dtype)
+    model = LSTMModel(info["D"], info["H"], info["O"], num_layers=info["L"], head=info["head"],
+                      loss=info["loss"], seed=seed, dtype=dtype)
+    return model, x, y
 
 
-def numpy_step(model, x, y):
+def numpy_step(info, dtype, impl, loop_threads="1"):
+    from numpylstm import fast
+
+    if loop_threads == "all":  # the time loops' products on all of BLAS's threads, as before numpylstm 0.1.1
+        fast.LOOP_BLAS_THREADS = None
+    model, x, y = make_problem(info, dtype)
+    model.impl = impl
+
     def step():
         model.loss_and_grads(x, y)
     return step
 
 
-def torch_step(model, x, y, info, dtype):
+def torch_step(info, dtype):
     """The equivalent PyTorch step, with numpylstm's initial weights copied in."""
-    tdt = torch.float32 if dtype == np.float32 else torch.float64
+    import torch
+
+    model, x, y = make_problem(info, dtype)
+    tdt = torch.float32 if dtype == "float32" else torch.float64
     H, L, D, O = info["H"], info["L"], info["D"], info["O"]
     lstm = torch.nn.LSTM(D, H, num_layers=L, batch_first=True, dtype=tdt)
     lin = torch.nn.Linear(H, O, dtype=tdt)
+    P = model.params
     with torch.no_grad():
         for l in range(L):
-            P = model.params
             getattr(lstm, f"weight_ih_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.Wx"].T.copy()))
             getattr(lstm, f"weight_hh_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.Wh"].T.copy()))
             getattr(lstm, f"bias_ih_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.b"]))
             getattr(lstm, f"bias_hh_l{l}").zero_()
-        lin.weight.copy_(torch.from_numpy(model.params["head.W"].T.copy()))
-        lin.bias.copy_(torch.from_numpy(model.params["head.b"]))
+        lin.weight.copy_(torch.from_numpy(P["head.W"].T.copy()))
+        lin.bias.copy_(torch.from_numpy(P["head.b"]))
     params = list(lstm.parameters()) + list(lin.parameters())
     if info["onehot"]:
         xt = torch.nn.functional.one_hot(torch.from_numpy(x), D).to(tdt)  # built once, outside the step
@@ -139,185 +159,213 @@ def torch_step(model, x, y, info, dtype):
         for p in params:
             p.grad = None
         out, _ = lstm(xt)
-        if info["head"] == "last":
-            z = lin(out[:, -1])
-        else:
-            z = lin(out).reshape(-1, O)
-        loss = loss_fn(z, yt)
-        loss.backward()
+        z = lin(out[:, -1]) if info["head"] == "last" else lin(out).reshape(-1, O)
+        loss_fn(z, yt).backward()
     return step
 
 
-def timed(fn, calls=1):
-    """Seconds per call over ``calls`` consecutive calls."""
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t0) / calls
+def gemm_step(dtype, n):
+    import numpy as np
 
-
-BURST_SECONDS = 0.02
-
-
-def time_interleaved(fns, reps, warmup):
-    """Warm every callable up, then time them in rotating order, ``reps`` rounds. Returns one list per callable.
-
-    Each round times a short burst of consecutive calls (enough for ~20 ms, at least one) and records the
-    time per call: a training loop runs step after step, and a single tiny call timed right after another
-    library's work (or the reference GEMM, which flushes the caches) measures mostly cold caches.
-    None entries are skipped (e.g. torch absent). Rotating the order each round means neither implementation
-    always runs right after the other, and machine drift during the run hits all of them alike.
-    """
-    live = [k for k, f in enumerate(fns) if f is not None]
-    calls = {}
-    for k in live:
-        t = min(timed(fns[k]) for _ in range(max(warmup, 1)))
-        calls[k] = max(1, int(BURST_SECONDS / max(t, 1e-9)))
-    times = [[] for _ in fns]
-    for r in range(reps):
-        for j in range(len(live)):
-            k = live[(j + r) % len(live)]
-            times[k].append(timed(fns[k], calls[k]))
-    return times
-
-
-def gemm_call(dtype, n):
-    """One (n, n) @ (n, n) product in this dtype (the machine's reference GEMM) and its FLOP count."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     c = np.empty((n, n), dtype)
-    return (lambda: np.matmul(a, b, out=c)), 2.0 * n ** 3
+    return lambda: np.matmul(a, b, out=c)
 
 
-def spread(ts):
-    return max(ts) / min(ts) - 1.0 if ts else float("nan")
+def time_steps(step, seconds, warmup_seconds):
+    """Warm up for ``warmup_seconds`` (at least 2 calls), then time consecutive calls for ``seconds`` (at least
+    3). Returns the list of per-call seconds."""
+    t_end = time.perf_counter() + warmup_seconds
+    for k in range(10**9):
+        step()
+        if k >= 1 and time.perf_counter() >= t_end:
+            break
+    times = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < 3 or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
 
 
-def cache_memory(model, x, y):
-    """(bytes the caches hold by arithmetic, bytes still allocated after forward, peak during the step).
+def worker(job):
+    """Runs in the subprocess: thread limits first, then import only what this job times, then time it."""
+    threads = job["threads"]
+    if job["impl"] == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+    import numpy as np
 
-    Arithmetic size per layer: gates (T, N, 4H) + c (T+1, N, H) + tanh c (T, N, H) + h (T+1, N, H).
-    The two traced numbers come from tracemalloc, which sees NumPy's data buffers.
-    """
-    xt = model._time_major_input(x)
-    T, N = xt.shape[:2]
-    H, L, item = model.hidden_size, model.num_layers, model.dtype.itemsize
-    arithmetic = L * (T * N * 4 * H + (T + 1) * N * H + T * N * H + (T + 1) * N * H) * item
-    gc.collect()
-    tracemalloc.start()
-    out = model._forward_tm(xt, None, None)
-    held, fwd_peak = tracemalloc.get_traced_memory()
-    del out
-    gc.collect()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    model.loss_and_grads(x, y)
-    step_peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return arithmetic, held, fwd_peak, step_peak
+    try:  # the env variables already limit BLAS; threadpoolctl makes sure and names the kernel
+        from threadpoolctl import threadpool_info, threadpool_limits
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - depends on the environment
+        threadpool_info = list
+    if job["impl"] == "gemm":
+        step = gemm_step(job["dtype"], job["gemm_n"])
+    elif job["impl"] == "torch":
+        step = torch_step(job["info"], job["dtype"])
+    else:
+        step = numpy_step(job["info"], job["dtype"], job["impl"], job.get("loop_threads", "1"))
+    times = time_steps(step, job["seconds"], job["warmup_seconds"])
+    out = dict(times=times, numpy=np.__version__,
+               blas=[dict(api=p.get("internal_api"), version=p.get("version"), kernel=p.get("architecture"),
+                          threads=p.get("num_threads"), file=Path(p.get("filepath", "")).name)
+                     for p in threadpool_info()])
+    if job["impl"] == "torch":
+        out["torch"] = torch.__version__
+        out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def run_job(job):
+    """Run one job in a fresh interpreter whose thread variables are set before anything is imported."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for var in THREAD_VARS:
+        env[var] = str(job["threads"])
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark worker failed ({job['impl']} {job.get('config', '')}):\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------------------------- report
-def environment():
-    lines = [f"python {platform.python_version()}, numpy {np.__version__}"
-             + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch absent"),
-             f"cpu count {os.cpu_count()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
-             f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')} "
-             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}"]
+def machine():
+    cpu = platform.processor() or platform.machine()
     try:
-        from threadpoolctl import threadpool_info
-        for p in threadpool_info():
-            lines.append(f"  {p.get('internal_api')} {p.get('version')} kernel={p.get('architecture')} "
-                         f"threads={p.get('num_threads')} ({Path(p.get('filepath', '')).name})")
-    except ImportError:
-        lines.append("  (pip install threadpoolctl to see which BLAS kernel runs)")
-    return lines
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def torch_available():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+def summarize(times_by_round):
+    """(median ms over all steps, spread = max/min - 1 of the per-round medians, steps timed)."""
+    pooled = [t for ts in times_by_round for t in ts]
+    meds = [statistics.median(ts) for ts in times_by_round]
+    return statistics.median(pooled) * 1e3, max(meds) / min(meds) - 1.0, len(pooled)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="few repetitions, short C (T=20): seconds, for CI")
-    ap.add_argument("--reps", type=int, default=None, help="timed repetitions per implementation")
-    ap.add_argument("--warmup", type=int, default=None)
-    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of A,B,C,C-onehot")
-    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true",
+                    help="CI smoke run: 0.2 s per timing, one round, one thread, C at T=20")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
+    ap.add_argument("--impls", default=",".join(IMPLS), help="comma-separated subset of " + ",".join(IMPLS))
+    ap.add_argument("--threads", default=None,
+                    help=f"comma-separated thread counts (default: 1,{os.cpu_count()}; --quick: 1)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ap.add_argument("--seconds", type=float, default=None, help="timed seconds of consecutive steps per run (2.5)")
+    ap.add_argument("--warmup-seconds", type=float, default=None, help="untimed steps first (0.5)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds, implementations alternating (2)")
+    ap.add_argument("--loop-threads", default="1", choices=("1", "all"),
+                    help="numpylstm fast's own BLAS thread choice: 1 (its default, fast.LOOP_BLAS_THREADS: the "
+                         "time loops' products and small layers on one thread) or all (every product on all of "
+                         "--threads, as before)")
     ap.add_argument("--seq-len", type=int, default=None, help="override T of every configuration (smoke tests)")
-    ap.add_argument("--no-torch", action="store_true", help="time numpylstm only")
-    ap.add_argument("--gemm-n", type=int, default=None, help="size of the reference a @ b")
-    ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc cache measurement")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="limit NumPy's BLAS (needs threadpoolctl) and torch to this many threads; default: theirs")
+    ap.add_argument("--gemm-n", type=int, default=None, help="size of the reference a @ b (2048; 0 skips it)")
     args = ap.parse_args(argv)
-    if args.threads is not None:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional, only for this flag
-        threadpool_limits(args.threads)
-        if torch is not None:
-            torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return None
 
-    reps = args.reps or (2 if args.quick else 15)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
-    gemm_n = args.gemm_n or (256 if args.quick else 2048)
-    scale_T = 20 if args.quick else None  # quick mode shortens C to T=20
+    q = args.quick
+    seconds = args.seconds if args.seconds is not None else (0.2 if q else 2.5)
+    warm = args.warmup_seconds if args.warmup_seconds is not None else (0.05 if q else 0.5)
+    rounds = args.rounds or (1 if q else 2)
+    gemm_n = args.gemm_n if args.gemm_n is not None else (256 if q else 2048)
+    threads = [int(t) for t in (args.threads or ("1" if q else f"1,{os.cpu_count()}")).split(",") if t]
     names = [c for c in args.configs.split(",") if c]
+    impls = [i for i in args.impls.split(",") if i]
     for c in names:
         if c not in CONFIGS:
             ap.error(f"unknown config {c!r}; choose from {', '.join(CONFIGS)}")
-    dtypes = [np.dtype(d) for d in args.dtypes.split(",") if d]
-    use_torch = torch is not None and not args.no_torch
+    for i in impls:
+        if i not in IMPLS:
+            ap.error(f"unknown implementation {i!r}; choose from {', '.join(IMPLS)}")
+    if any(t < 1 for t in threads):
+        ap.error("--threads must be positive integers")
+    if "torch" in impls and not torch_available():
+        print("PyTorch not installed: not timed")
+        impls.remove("torch")
 
-    print("numpylstm vs PyTorch: one training step (loss_and_grads / forward+loss+backward)")
-    for line in environment():
-        print(line)
-    print(f"reps={reps} (medians, interleaved; each rep a burst of ~20 ms of consecutive calls), warmup={warmup}, reference GEMM {gemm_n}x{gemm_n}"
-          + (", QUICK mode (C at T=20)" if args.quick else ""))
-    if not use_torch:
-        print("PyTorch not timed" + (" (not installed)" if torch is None else ""))
+    print(f"numpylstm vs PyTorch: one training step, {args.dtype}, each implementation alone in its own process")
+    print(f"machine: {machine()}; python {platform.python_version()}")
+    print(f"method: {warm} s warm-up, then {seconds} s of consecutive steps per run, {rounds} round(s) in "
+          f"alternating order; median step over all rounds, spread = max/min - 1 of the round medians"
+          + ("; QUICK mode" if q else "")
+          + ("; numpylstm's in-loop products on all threads (--loop-threads all)" if args.loop_threads == "all"
+             else ""))
+    seq = {c: args.seq_len or (20 if q and c == "C" else None) for c in names}
+    results, env_seen = {}, {}
+    for th in threads:
+        for c in names:
+            info = config_info(c, seq[c])
+            per_impl = {i: [] for i in impls}
+            for r in range(rounds):
+                order = impls[r % len(impls):] + impls[:r % len(impls)]
+                for impl in order:
+                    out = run_job(dict(impl=impl, info=info, config=c, dtype=args.dtype, threads=th,
+                                       seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads))
+                    per_impl[impl].append(out["times"])
+                    env_seen.setdefault(impl, out)
+            for impl in impls:
+                results[th, c, impl] = summarize(per_impl[impl])
+            flops = gemm_flops(info["N"], info["T"], info["H"], info["L"], info["D"], info["O"], info["head"],
+                               info["onehot"])
+            cells = "  ".join(f"{i} {results[th, c, i][0]:9.2f} ms ({results[th, c, i][1]:4.0%}, "
+                              f"{results[th, c, i][2]} steps)" for i in impls)
+            gf = f"  fast {flops / results[th, c, 'fast'][0] / 1e6:6.1f} GFLOP/s" if "fast" in impls else ""
+            print(f"threads {th}  {c:<5} N={info['N']} T={info['T']} H={info['H']}:  {cells}{gf}", flush=True)
+        if gemm_n:
+            out = run_job(dict(impl="gemm", dtype=args.dtype, threads=th, gemm_n=gemm_n, seconds=min(seconds, 1.0),
+                               warmup_seconds=warm))
+            ms = statistics.median(out["times"]) * 1e3
+            results[th, "gemm", "gemm"] = 2.0 * gemm_n ** 3 / ms / 1e6
+            print(f"threads {th}  reference GEMM {gemm_n}x{gemm_n}: {results[th, 'gemm', 'gemm']:.1f} GFLOP/s "
+                  f"(alone, median of {len(out['times'])})", flush=True)
+            env_seen.setdefault("gemm", out)
 
-    rows = []
-    for dt in dtypes:
-        gemm, gemm_fl = gemm_call(dt, gemm_n)
-        gemm_times = []
-        print(f"\n{dt.name}: (reference GEMM timed interleaved with every configuration; %peak uses the median"
-              " over the configuration's own rounds)")
-        hdr = (f"{'config':<9}{'N':>4}{'T':>5}{'H':>5}  {'numpylstm ms':>12}{'spread':>7}  {'torch ms':>9}"
-               f"{'spread':>7}  {'ratio':>6}  {'GFLOP/s':>8}{'%peak':>7}  {'torch GF/s':>10}")
-        print(hdr + f"{'GEMM GF/s':>10}")
-        for name in names:
-            model, x, y, info = make_problem(name, dt, scale_T=args.seq_len or (scale_T if name.startswith("C") else None))
-            flops = gemm_flops(info["N"], info["T"], info["H"], info["L"], info["D"], info["O"],
-                               info["head"], info["onehot"])
-            fa = numpy_step(model, x, y)
-            fb = torch_step(model, x, y, info, dt) if use_torch else None
-            ta, tb, tg = time_interleaved([fa, fb, gemm], reps, warmup)
-            gemm_times += tg
-            peak = gemm_fl / statistics.median(tg) / 1e9
-            ma = statistics.median(ta)
-            mb = statistics.median(tb) if tb else float("nan")
-            gf = flops / ma / 1e9
-            row = dict(dtype=dt.name, config=name, ms=ma * 1e3, torch_ms=mb * 1e3, ratio=ma / mb, gflops=gf,
-                       frac=gf / peak, torch_gflops=flops / mb / 1e9, spread=spread(ta), torch_spread=spread(tb),
-                       peak=peak)
-            rows.append(row)
-            print(f"{name:<9}{info['N']:>4}{info['T']:>5}{info['H']:>5}  {row['ms']:>12.2f}{row['spread']:>7.0%}"
-                  f"  {row['torch_ms']:>9.2f}{row['torch_spread']:>7.0%}  {row['ratio']:>6.2f}  {gf:>8.1f}"
-                  f"{row['frac']:>7.0%}  {row['torch_gflops']:>10.1f}{peak:>10.1f}")
-            sys.stdout.flush()
-            del fb
-        print(f"reference GEMM {gemm_n}x{gemm_n} {dt.name}: median {gemm_fl / statistics.median(gemm_times) / 1e9:.1f}"
-              f" GFLOP/s over {len(gemm_times)} runs (spread {spread(gemm_times):.0%})")
-    if not args.no_memory:
-        print("\ncache memory (tracemalloc, NumPy buffers):")
-        for dt in dtypes:
-            for name in [n for n in names if n.startswith("C")]:
-                model, x, y, info = make_problem(name, dt, scale_T=args.seq_len or scale_T)
-                arith, held, fwd_peak, step_peak = cache_memory(model, x, y)
-                print(f"  {dt.name} {name:<9} arithmetic {arith / 2**20:7.2f} MiB   held after forward "
-                      f"{held / 2**20:7.2f} MiB ({held / arith:.2f}x)   forward peak {fwd_peak / 2**20:7.2f} MiB"
-                      f"   whole-step peak {step_peak / 2**20:7.2f} MiB")
-    print("\nratio = numpylstm ms / torch ms (lower is better); spread = max/min - 1 over the repetitions;"
-          "\nGFLOP/s from gemm_flops(); %peak = numpylstm GFLOP/s / reference GEMM GFLOP/s of that dtype.")
-    return rows
+    some = next(iter(env_seen.values()))
+    blas = "; ".join(f"{b['api']} {b['version']} kernel {b['kernel']} ({b['file']})" for b in some["blas"])
+    tv = f", PyTorch {env_seen['torch']['torch']} CPU" if "torch" in env_seen else ""
+    print(f"\nNumPy {some['numpy']} ({blas}){tv}")
+    print(f"\n{args.dtype}, ms per training step (spread between rounds); ratio = numpylstm fast / PyTorch "
+          f"(below 1: numpylstm is faster)\n")
+    head = ["threads", "config (N, T, H, layers)"] + [dict(fast="numpylstm fast", textbook="numpylstm textbook",
+                                                           torch="PyTorch")[i] for i in impls]
+    both = "fast" in impls and "torch" in impls
+    if both:
+        head.append("fast / PyTorch")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for th in threads:
+        for c in names:
+            info = config_info(c, seq[c])
+            label = f"{c} ({info['N']}, {info['T']}, {info['H']}, {info['L']})" + (", one-hot 77, CE" if
+                                                                                  info["onehot"] else "")
+            row = [str(th), label] + [f"{results[th, c, i][0]:.2f} ({results[th, c, i][1]:.0%})" for i in impls]
+            if both:
+                row.append(f"{results[th, c, 'fast'][0] / results[th, c, 'torch'][0]:.2f}")
+            print("| " + " | ".join(row) + " |")
+    if gemm_n:
+        print("\nreference GEMM " + ", ".join(f"{results[th, 'gemm', 'gemm']:.0f} GFLOP/s at {th} thread(s)"
+                                              for th in threads))
+    return results
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ never transposes between layers.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -98,6 +99,70 @@ def _gate_rows(H: int, N: int, dtype: np.dtype):
     return tuple(rows)
 
 
+GEMM_COLUMNS = 64
+
+
+def _column_blocks(n):
+    """Slices cutting n = 4H output columns into blocks of GEMM_COLUMNS (one slice when n < 4 GEMM_COLUMNS).
+
+    The recurrent product h_{t-1} Wh has few rows (N, the batch) and many columns (4H). OpenBLAS (0.3.31,
+    SkylakeX kernel, on an AMD EPYC) runs such a wide, flat product well below its peak: measured on one thread,
+    float32, (32 x 256) @ (256 x 1024) takes 275 us as one GEMM and 176 us as sixteen (32 x 256) @ (256 x 64)
+    products on contiguous column blocks of the weights (N 32, H 192: 113 -> 101 us; N 64, H 128: 98 -> 85);
+    for the sine model's 4H = 80 one GEMM is faster. ``benchmarks/gemm_shapes.py`` re-measures this.
+    """
+    if n < 4 * GEMM_COLUMNS:
+        return [slice(0, n)]
+    return [slice(k, min(k + GEMM_COLUMNS, n)) for k in range(0, n, GEMM_COLUMNS)]
+
+
+# The time loops' products are small (N rows): a BLAS thread pool gains little on them and, on a busy machine,
+# loses badly (a thread that waits for a descheduled partner: 1.6 ms instead of 0.28 for N 32, H 256 on two
+# shared cores). So the loops run them on LOOP_BLAS_THREADS threads (None: whatever NumPy's BLAS is set to),
+# while the big products before and after the loops (input projection, dx, dWx, dWh) keep all of BLAS's
+# threads. Switching needs threadpoolctl (optional; without it nothing is switched); about 16 us per loop.
+LOOP_BLAS_THREADS = 1
+_blas = None  # threadpoolctl's controller of NumPy's BLAS, made on first use; False when unavailable
+
+
+def _loop_blas_threads(macs, pin=True):
+    """A context manager holding NumPy's BLAS to LOOP_BLAS_THREADS threads (a no-op when it already uses no more).
+
+    macs: multiply-adds of the loop's largest product. Below 2^18 = 65536 x 4 (OpenBLAS's own threshold,
+    SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD) OpenBLAS uses one thread anyway: nothing to switch.
+    pin=False: a no-op.
+    """
+    global _blas
+    if LOOP_BLAS_THREADS is None or not pin or macs < 1 << 18:
+        return nullcontext()
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - optional, imported on first use
+
+            _blas = ThreadpoolController().select(user_api="blas")
+        except Exception:  # noqa: BLE001 - not installed, or a BLAS it cannot drive: leave the threads alone
+            _blas = False
+    if not _blas or all(lib.num_threads <= LOOP_BLAS_THREADS for lib in _blas.lib_controllers):
+        return nullcontext()
+    return _blas.limit(limits=LOOP_BLAS_THREADS)
+
+
+SMALL_LAYER_MACS = 1 << 22
+
+
+def _layer_blas_threads(x, Wx, Wh):
+    """One BLAS thread (LOOP_BLAS_THREADS) for a whole layer call when even its biggest products are small.
+
+    A layer whose hoisted products (T N x max(D, H) x 4H) have fewer than SMALL_LAYER_MACS = 2^22 multiply-adds,
+    like the sine model's (T 20, N 64, H 20: 2^21), gains nothing from a second thread on them and loses
+    much on a busy machine (two shared cores, 2 threads: 110 ms per sine-model step instead of 2.3).
+    """
+    T, N = x.shape[:2]
+    H = Wh.shape[0]
+    hoisted = T * N * 4 * H * max(Wx.shape[0], H)
+    return _loop_blas_threads(hoisted, hoisted < SMALL_LAYER_MACS)
+
+
 class Workspace:
     """Buffers kept from one call to the next, so that a training loop does not allocate its big arrays anew.
 
@@ -150,51 +215,58 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
     work: an optional ``Workspace`` whose buffers hold the results (and are reused by its next call).
     Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
     """
-    new = _fresh if work is None else work.buffer
-    T, N = x.shape[:2]
-    H = Wh.shape[0]
-    dt = Wh.dtype
-    s = _gate_scale(H, dt)
-    s_rows, shift_rows, _ = _gate_rows(H, N, dt)
-    # Wx s, b s, Wh s: the weights pre-scaled by s (column block by block), so that the loop's pre-activation
-    # is already s a_t, the argument of the one tanh of (F2)-(F3). s is 1/2 or 1, so this is exact.
-    Wxs, bs, Whs = Wx * s, b * s, Wh * s
-    gates = new("gates", (T, N, 4 * H), dt)
-    flat = gates.reshape(T * N, 4 * H)
-    # (F1), input part for all T at once: gates[t] = (x_t Wx + b) s, written straight into the gates buffer
-    if x.ndim == 2:
-        np.take(Wxs + bs, x.reshape(-1), axis=0, out=flat)  # (E1) onehot(x_t) Wx s + b s: rows of (Wx + b) s
-    else:
-        x2 = x.reshape(T * N, -1)
-        if x2.shape[1] == 1:
-            np.multiply(x2, Wxs, out=flat)  # (F1) x_t Wx s, all t; D = 1: an outer product (BLAS ~4x slower)
+    with _layer_blas_threads(x, Wx, Wh):  # a small layer: all its products on one BLAS thread
+        new = _fresh if work is None else work.buffer
+        T, N = x.shape[:2]
+        H = Wh.shape[0]
+        dt = Wh.dtype
+        s = _gate_scale(H, dt)
+        s_rows, shift_rows, _ = _gate_rows(H, N, dt)
+        # Wx s, b s, Wh s: the weights pre-scaled by s (column block by block), so that the loop's pre-activation
+        # is already s a_t, the argument of the one tanh of (F2)-(F3). s is 1/2 or 1, so this is exact.
+        Wxs, bs, Whs = Wx * s, b * s, Wh * s
+        gates = new("gates", (T, N, 4 * H), dt)
+        flat = gates.reshape(T * N, 4 * H)
+        # (F1), input part for all T at once: gates[t] = (x_t Wx + b) s, written straight into the gates buffer
+        if x.ndim == 2:
+            np.take(Wxs + bs, x.reshape(-1), axis=0, out=flat)  # (E1) onehot(x_t) Wx s + b s: rows of (Wx + b) s
         else:
-            np.matmul(x2, Wxs, out=flat)  # (F1) x_t Wx s for all t: one GEMM (T*N, D) @ (D, 4H)
-        np.add(flat, bs, out=flat)  # (F1) ... + b s
-    hs = new("hs", (T + 1, N, H), dt)
-    cs = new("cs", (T + 1, N, H), dt)
-    # hs[k] holds h_k and cs[k] holds c_k, k = 0..T. The loop index t (0-based) is the derivation's step t+1,
-    # so in the comments below hs[t], cs[t] are that step's h_{t-1}, c_{t-1} and hs[t+1], cs[t+1] its h_t, c_t.
-    hs[0] = 0.0 if h0 is None else h0  # h_0
-    cs[0] = 0.0 if c0 is None else c0  # c_0
-    tcs = new("tcs", (T, N, H), dt)
-    rec = np.empty((N, 4 * H), dt)
-    ig = np.empty((N, H), dt)
-    for t in range(T):
-        a = gates[t]  # a view: the lines below turn this step's pre-activation into its activations in place
-        np.matmul(hs[t], Whs, out=rec)  # (F1) recurrent part h_{t-1} Wh s: all four gates in one GEMM
-        np.add(a, rec, out=a)  # (F1) s a_t = (x_t Wx + h_{t-1} Wh + b) s
-        np.tanh(a, out=a)  # tanh(s a_t): on the g block this is already (F3) g_t = tanh(a_t)
-        np.multiply(a, s_rows, out=a)  # (F2) s tanh(s a_t): i, f, o blocks 1/2 tanh(a_t / 2); g block unchanged
-        np.add(a, shift_rows, out=a)  # (F2) + shift: i, f, o = 1/2 tanh(a_t / 2) + 1/2 = sigmoid(a_t); g + 0
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        np.multiply(f, cs[t], out=cs[t + 1])  # (F4) first term f_t c_{t-1}, written into c_t's slot
-        np.multiply(i, g, out=ig)  # (F4) second term i_t g_t
-        np.add(cs[t + 1], ig, out=cs[t + 1])  # (F4) c_t = f_t c_{t-1} + i_t g_t
-        np.tanh(cs[t + 1], out=tcs[t])  # (F5) tanh(c_t), kept for (B2) and (B3)
-        np.multiply(o, tcs[t], out=hs[t + 1])  # (F5) h_t = o_t tanh(c_t)
-    cache = LSTMCache(x, Wx, Wh, gates, cs, tcs, hs)
-    return hs[1:], (hs[T], cs[T]), cache
+            x2 = x.reshape(T * N, -1)
+            if x2.shape[1] == 1:
+                np.multiply(x2, Wxs, out=flat)  # (F1) x_t Wx s, all t; D = 1: an outer product (BLAS ~4x slower)
+            else:
+                np.matmul(x2, Wxs, out=flat)  # (F1) x_t Wx s for all t: one GEMM (T*N, D) @ (D, 4H)
+            np.add(flat, bs, out=flat)  # (F1) ... + b s
+        hs = new("hs", (T + 1, N, H), dt)
+        cs = new("cs", (T + 1, N, H), dt)
+        # hs[k] holds h_k and cs[k] holds c_k, k = 0..T. The loop index t (0-based) is the derivation's step t+1,
+        # so in the comments below hs[t], cs[t] are that step's h_{t-1}, c_{t-1} and hs[t+1], cs[t+1] its h_t, c_t.
+        hs[0] = 0.0 if h0 is None else h0  # h_0
+        cs[0] = 0.0 if c0 is None else c0  # c_0
+        tcs = new("tcs", (T, N, H), dt)
+        rec = np.empty((N, 4 * H), dt)
+        ig = np.empty((N, H), dt)
+        # Whs as contiguous column blocks (one block, Whs itself, when 4H is small): h_{t-1} Whs is, block of
+        # columns by block of columns, h_{t-1} Whs[:, cols]. Same numbers; see _column_blocks for why it pays.
+        cols = _column_blocks(4 * H)
+        Whs_cols = [np.ascontiguousarray(Whs[:, c]) for c in cols]
+        with _loop_blas_threads(N * H * 4 * H):  # the loop's small products on LOOP_BLAS_THREADS threads
+            for t in range(T):
+                a = gates[t]  # a view: the lines below turn this step's pre-activation into its activations in place
+                for c, Whs_c in zip(cols, Whs_cols):
+                    np.matmul(hs[t], Whs_c, out=rec[:, c])  # (F1) recurrent part h_{t-1} Wh s, all four gates, by columns
+                np.add(a, rec, out=a)  # (F1) s a_t = (x_t Wx + h_{t-1} Wh + b) s
+                np.tanh(a, out=a)  # tanh(s a_t): on the g block this is already (F3) g_t = tanh(a_t)
+                np.multiply(a, s_rows, out=a)  # (F2) s tanh(s a_t): i, f, o blocks 1/2 tanh(a_t / 2); g block unchanged
+                np.add(a, shift_rows, out=a)  # (F2) + shift: i, f, o = 1/2 tanh(a_t / 2) + 1/2 = sigmoid(a_t); g + 0
+                i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+                np.multiply(f, cs[t], out=cs[t + 1])  # (F4) first term f_t c_{t-1}, written into c_t's slot
+                np.multiply(i, g, out=ig)  # (F4) second term i_t g_t
+                np.add(cs[t + 1], ig, out=cs[t + 1])  # (F4) c_t = f_t c_{t-1} + i_t g_t
+                np.tanh(cs[t + 1], out=tcs[t])  # (F5) tanh(c_t), kept for (B2) and (B3)
+                np.multiply(o, tcs[t], out=hs[t + 1])  # (F5) h_t = o_t tanh(c_t)
+        cache = LSTMCache(x, Wx, Wh, gates, cs, tcs, hs)
+        return hs[1:], (hs[T], cs[T]), cache
 
 
 def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None):
@@ -205,77 +277,79 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
     Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
     dWh (H, 4H), db (4H,); dx lives in ``work`` when one is given. Derivation: derivations/03_backward.md.
     """
-    new = _fresh if work is None else work.buffer
-    x, Wx, Wh, gates, cs, tcs, hs = cache
-    T, N, H4 = gates.shape
-    H = H4 // 4
-    dt = gates.dtype
-    i, f, g, o = (gates[:, :, k * H : (k + 1) * H] for k in range(4))  # (T, N, H) views of the activations
-    _, shift_rows, s2_rows = _gate_rows(H, N, dt)
-    # dA will hold da_t = dL/da_t for every t: the one array all weight gradients come from. Each block of
-    # da_t is a product of three factors, e.g. da^f_t = dc_t * c_{t-1} * f_t (1 - f_t) ((B5) then (B8)). Before
-    # the loop dA gets, for all T at once, the two factors that do not depend on dc_t or dh_t; step t then
-    # multiplies dA[t] in place by dc_t (i, f, g blocks) or dh_t (o block), the factor only the loop knows.
-    # First the derivative of each activation y with respect to its pre-activation, all four blocks in three
-    # whole-array operations: with y = s tanh(s a) + shift (the one-tanh form of (F2)-(F3)),
-    # dy/da = s^2 - (y - shift)^2, which is y (1 - y) on the i, f, o blocks and 1 - y^2 on the g block.
-    dA = np.subtract(gates, shift_rows, out=new("dA", gates.shape, dt))  # (B8), (B9) y - shift = s tanh(s a)
-    np.multiply(dA, dA, out=dA)  # (B8), (B9) (y - shift)^2
-    np.subtract(s2_rows, dA, out=dA)  # (B8) i, f, o blocks: sigmoid' = y (1 - y); (B9) g block: tanh' = 1 - g^2
-    # The factor of (B3)-(B6) that is known before the loop, times the activation's derivative just computed:
-    np.multiply(dA[:, :, :H], g, out=dA[:, :, :H])  # (B4), (B8) i block: g_t i_t (1 - i_t); times dc_t below
-    np.multiply(dA[:, :, H : 2 * H], cs[:-1], out=dA[:, :, H : 2 * H])  # (B5), (B8) f block: c_{t-1} f_t (1 - f_t); times dc_t below
-    np.multiply(dA[:, :, 2 * H : 3 * H], i, out=dA[:, :, 2 * H : 3 * H])  # (B6), (B9) g block: i_t (1 - g_t^2); times dc_t below
-    np.multiply(dA[:, :, 3 * H :], tcs, out=dA[:, :, 3 * H :])  # (B3), (B8) o block: tanh(c_t) o_t (1 - o_t); times dh_t below
-    # The factor o_t (1 - tanh^2 c_t) of (B2)'s second term, for all t, built in place in one array:
-    dtanhc = np.multiply(tcs, tcs, out=new("dtanhc", tcs.shape, dt))  # (B2) tanh^2 c_t
-    np.subtract(1.0, dtanhc, out=dtanhc)  # (B2) 1 - tanh^2 c_t
-    np.multiply(dtanhc, o, out=dtanhc)  # (B2) o_t (1 - tanh^2 c_t)
-    WhT = np.ascontiguousarray(Wh.T)  # Wh^T, made contiguous once for the GEMM of (B10) in the loop
-    dA_ifg = dA[:, :, : 3 * H].reshape(T, N, 3, H)  # a view with the i, f, g blocks on their own axis
-    # dh, dc: the gradients carried from one iteration to the next (into h_t, c_t through step t+1);
-    # at t = T they start as dhT, dcT (copied: the loop writes into them).
-    dh = np.zeros((N, H), dt) if dhT is None else np.array(dhT, dtype=dt)
-    dc = np.zeros((N, H), dt) if dcT is None else np.array(dcT, dtype=dt)
-    # dc_b is a VIEW of dc, shape (N, 1, H), that broadcasts dc_t over the three blocks i, f, g in one multiply.
-    # It shares dc's memory, so it shows the current dc_t only as long as dc is updated IN PLACE (out=dc).
-    # The trap: writing (B7) the textbook way, ``dc = dc * f[t]``, binds the name dc to a NEW array; dc_b still
-    # points at the old one, so from the second iteration on the i, f, g blocks are multiplied by a stale dc
-    # and every gradient is silently wrong (relative errors 1-2). Any change to dc in this loop must write into
-    # it (np.multiply(..., out=dc), dc *= ..., dc[...] = ...), or dc_b must be rebuilt after it.
-    dc_b = dc.reshape(N, 1, H)
-    tmp = np.empty((N, H), dt)
-    for t in range(T - 1, -1, -1):
-        if dhs is not None:
-            np.add(dh, dhs[t], out=dh)  # (B1) dh_t = dhs_t (from above) + dh (from step t+1, (B10) there)
-        np.multiply(dh, dtanhc[t], out=tmp)  # (B2) second term: dh_t o_t (1 - tanh^2 c_t)
-        np.add(dc, tmp, out=dc)  # (B2) dc_t = dc (from step t+1, (B7) there) + that term; in place (see dc_b)
-        np.multiply(dh, dA[t, :, 3 * H :], out=dA[t, :, 3 * H :])  # (B3), (B8) da^o_t = dh_t tanh(c_t) o_t (1 - o_t)
-        np.multiply(dc_b, dA_ifg[t], out=dA_ifg[t])  # (B4)-(B6), (B8), (B9) da^i_t, da^f_t, da^g_t: times dc_t
-        np.multiply(dc, f[t], out=dc)  # (B7) dc_{t-1} (via step t) = dc_t f_t; in place, so dc_b follows (see above)
-        np.matmul(dA[t], WhT, out=dh)  # (B10) dh_{t-1} (via step t) = da_t Wh^T
-    dA2 = dA.reshape(T * N, H4)
-    dx = None
-    if x.ndim == 2:
-        V = Wx.shape[0]
-        if V <= 512:
-            # (E2) dWx[v] = sum of the rows of dA whose token is v, as the GEMM onehot(x)^T dA: for small
-            # vocabularies BLAS does this several times faster than np.add.at's scatter.
-            onehot = new("onehot", (T * N, V), dt)
-            onehot.fill(0.0)
-            onehot[np.arange(T * N), x.reshape(-1)] = 1.0
-            dWx = onehot.T @ dA2  # (E2)
+    with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):  # a small layer: all its products on one BLAS thread
+        new = _fresh if work is None else work.buffer
+        x, Wx, Wh, gates, cs, tcs, hs = cache
+        T, N, H4 = gates.shape
+        H = H4 // 4
+        dt = gates.dtype
+        i, f, g, o = (gates[:, :, k * H : (k + 1) * H] for k in range(4))  # (T, N, H) views of the activations
+        _, shift_rows, s2_rows = _gate_rows(H, N, dt)
+        # dA will hold da_t = dL/da_t for every t: the one array all weight gradients come from. Each block of
+        # da_t is a product of three factors, e.g. da^f_t = dc_t * c_{t-1} * f_t (1 - f_t) ((B5) then (B8)). Before
+        # the loop dA gets, for all T at once, the two factors that do not depend on dc_t or dh_t; step t then
+        # multiplies dA[t] in place by dc_t (i, f, g blocks) or dh_t (o block), the factor only the loop knows.
+        # First the derivative of each activation y with respect to its pre-activation, all four blocks in three
+        # whole-array operations: with y = s tanh(s a) + shift (the one-tanh form of (F2)-(F3)),
+        # dy/da = s^2 - (y - shift)^2, which is y (1 - y) on the i, f, o blocks and 1 - y^2 on the g block.
+        dA = np.subtract(gates, shift_rows, out=new("dA", gates.shape, dt))  # (B8), (B9) y - shift = s tanh(s a)
+        np.multiply(dA, dA, out=dA)  # (B8), (B9) (y - shift)^2
+        np.subtract(s2_rows, dA, out=dA)  # (B8) i, f, o blocks: sigmoid' = y (1 - y); (B9) g block: tanh' = 1 - g^2
+        # The factor of (B3)-(B6) that is known before the loop, times the activation's derivative just computed:
+        np.multiply(dA[:, :, :H], g, out=dA[:, :, :H])  # (B4), (B8) i block: g_t i_t (1 - i_t); times dc_t below
+        np.multiply(dA[:, :, H : 2 * H], cs[:-1], out=dA[:, :, H : 2 * H])  # (B5), (B8) f block: c_{t-1} f_t (1 - f_t); times dc_t below
+        np.multiply(dA[:, :, 2 * H : 3 * H], i, out=dA[:, :, 2 * H : 3 * H])  # (B6), (B9) g block: i_t (1 - g_t^2); times dc_t below
+        np.multiply(dA[:, :, 3 * H :], tcs, out=dA[:, :, 3 * H :])  # (B3), (B8) o block: tanh(c_t) o_t (1 - o_t); times dh_t below
+        # The factor o_t (1 - tanh^2 c_t) of (B2)'s second term, for all t, built in place in one array:
+        dtanhc = np.multiply(tcs, tcs, out=new("dtanhc", tcs.shape, dt))  # (B2) tanh^2 c_t
+        np.subtract(1.0, dtanhc, out=dtanhc)  # (B2) 1 - tanh^2 c_t
+        np.multiply(dtanhc, o, out=dtanhc)  # (B2) o_t (1 - tanh^2 c_t)
+        WhT = np.ascontiguousarray(Wh.T)  # Wh^T, made contiguous once for the GEMM of (B10) in the loop
+        dA_ifg = dA[:, :, : 3 * H].reshape(T, N, 3, H)  # a view with the i, f, g blocks on their own axis
+        # dh, dc: the gradients carried from one iteration to the next (into h_t, c_t through step t+1);
+        # at t = T they start as dhT, dcT (copied: the loop writes into them).
+        dh = np.zeros((N, H), dt) if dhT is None else np.array(dhT, dtype=dt)
+        dc = np.zeros((N, H), dt) if dcT is None else np.array(dcT, dtype=dt)
+        # dc_b is a VIEW of dc, shape (N, 1, H), that broadcasts dc_t over the three blocks i, f, g in one multiply.
+        # It shares dc's memory, so it shows the current dc_t only as long as dc is updated IN PLACE (out=dc).
+        # The trap: writing (B7) the textbook way, ``dc = dc * f[t]``, binds the name dc to a NEW array; dc_b still
+        # points at the old one, so from the second iteration on the i, f, g blocks are multiplied by a stale dc
+        # and every gradient is silently wrong (relative errors 1-2). Any change to dc in this loop must write into
+        # it (np.multiply(..., out=dc), dc *= ..., dc[...] = ...), or dc_b must be rebuilt after it.
+        dc_b = dc.reshape(N, 1, H)
+        tmp = np.empty((N, H), dt)
+        with _loop_blas_threads(N * H4 * H):  # the loop's small products on LOOP_BLAS_THREADS threads
+            for t in range(T - 1, -1, -1):
+                if dhs is not None:
+                    np.add(dh, dhs[t], out=dh)  # (B1) dh_t = dhs_t (from above) + dh (from step t+1, (B10) there)
+                np.multiply(dh, dtanhc[t], out=tmp)  # (B2) second term: dh_t o_t (1 - tanh^2 c_t)
+                np.add(dc, tmp, out=dc)  # (B2) dc_t = dc (from step t+1, (B7) there) + that term; in place (see dc_b)
+                np.multiply(dh, dA[t, :, 3 * H :], out=dA[t, :, 3 * H :])  # (B3), (B8) da^o_t = dh_t tanh(c_t) o_t (1 - o_t)
+                np.multiply(dc_b, dA_ifg[t], out=dA_ifg[t])  # (B4)-(B6), (B8), (B9) da^i_t, da^f_t, da^g_t: times dc_t
+                np.multiply(dc, f[t], out=dc)  # (B7) dc_{t-1} (via step t) = dc_t f_t; in place, so dc_b follows (see above)
+                np.matmul(dA[t], WhT, out=dh)  # (B10) dh_{t-1} (via step t) = da_t Wh^T
+        dA2 = dA.reshape(T * N, H4)
+        dx = None
+        if x.ndim == 2:
+            V = Wx.shape[0]
+            if V <= 512:
+                # (E2) dWx[v] = sum of the rows of dA whose token is v, as the GEMM onehot(x)^T dA: for small
+                # vocabularies BLAS does this several times faster than np.add.at's scatter.
+                onehot = new("onehot", (T * N, V), dt)
+                onehot.fill(0.0)
+                onehot[np.arange(T * N), x.reshape(-1)] = 1.0
+                dWx = onehot.T @ dA2  # (E2)
+            else:
+                dWx = np.zeros_like(Wx)
+                np.add.at(dWx, x.reshape(-1), dA2)  # (E2) scatter-add: row v of dWx += every row of dA whose token is v
         else:
-            dWx = np.zeros_like(Wx)
-            np.add.at(dWx, x.reshape(-1), dA2)  # (E2) scatter-add: row v of dWx += every row of dA whose token is v
-    else:
-        x2 = x.reshape(T * N, -1)
-        if need_dx:
-            dx = np.matmul(dA2, Wx.T, out=new("dx", (T * N, Wx.shape[0]), dt)).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
-        dWx = x2.T @ dA2  # (B12) dWx = sum_t x_t^T da_t, one GEMM
-    dWh = hs[:-1].reshape(T * N, H).T @ dA2  # (B13) dWh = sum_t h_{t-1}^T da_t, one GEMM
-    db = np.ones(T * N, dt) @ dA2  # (B14) db = sum_t sum_n da_t  (as a GEMV with a ones vector: 4x faster than .sum(axis=0))
-    return dx, dh, dc, dWx, dWh, db
+            x2 = x.reshape(T * N, -1)
+            if need_dx:
+                dx = np.matmul(dA2, Wx.T, out=new("dx", (T * N, Wx.shape[0]), dt)).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
+            dWx = x2.T @ dA2  # (B12) dWx = sum_t x_t^T da_t, one GEMM
+        dWh = hs[:-1].reshape(T * N, H).T @ dA2  # (B13) dWh = sum_t h_{t-1}^T da_t, one GEMM
+        db = np.ones(T * N, dt) @ dA2  # (B14) db = sum_t sum_n da_t  (as a GEMV with a ones vector: 4x faster than .sum(axis=0))
+        return dx, dh, dc, dWx, dWh, db
 
 
 def lstm_forward(x, h0, c0, Wx, Wh, b):

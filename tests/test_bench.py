@@ -1,4 +1,5 @@
-"""Smoke test: the benchmark script runs end to end (``--quick``, one tight configuration) and prints its table.
+"""Smoke test: the benchmark script runs end to end (``--quick``, two tight configurations, every
+implementation each in its own worker process) and prints its markdown table.
 
 Timings are printed by the script, never asserted here.
 """
@@ -8,19 +9,46 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_runs():
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_lstm.py"), "--quick", "--configs", "A,C-onehot",
-           "--dtypes", "float32", "--reps", "1", "--warmup", "0", "--gemm-n", "64", "--seq-len", "5"]
+def _bench(*flags):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_lstm.py"), "--quick", *flags]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+
+
+def test_bench_quick_runs():
+    out = _bench("--configs", "A,char", "--seconds", "0.02", "--warmup-seconds", "0", "--seq-len", "5",
+                 "--gemm-n", "64")
     assert out.returncode == 0, out.stderr
-    assert "numpylstm ms" in out.stdout
-    lines = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
-    assert {"A", "C-onehot"} <= lines
-    assert "cache memory" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| 1 |")]
+    assert [r.split("|")[2].split()[0] for r in rows] == ["A", "char"]
+    have_torch = "PyTorch not installed" not in out.stdout
+    # threads, config, fast, textbook, (torch, ratio)
+    assert all(len(r.strip("|").split("|")) == (6 if have_torch else 4) for r in rows)
+    assert "reference GEMM" in out.stdout and "kernel" in out.stdout
+
+
+def test_bench_refuses_unknown_config():
+    out = _bench("--configs", "Z")
+    assert out.returncode == 2 and "unknown config 'Z'" in out.stderr
+
+
+def test_worker_honours_thread_limit():
+    """A worker runs with the thread count it was given: the env variables and threadpoolctl agree."""
+    pytest.importorskip("threadpoolctl")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_lstm import config_info, run_job
+    finally:
+        sys.path.pop(0)
+    out = run_job(dict(impl="fast", info=config_info("A", 3), config="A", dtype="float32", threads=1,
+                       seconds=0.0, warmup_seconds=0.0))
+    assert len(out["times"]) >= 3
+    assert out["blas"] and all(b["threads"] == 1 for b in out["blas"])
 
 
 def test_gemm_flop_count_matches_hand_count():
@@ -34,3 +62,24 @@ def test_gemm_flop_count_matches_hand_count():
     assert gemm_flops(1, 1, 1, 1, 1, 1, "last", False) == 46
     # one-hot input: the first layer's input projection and dWx are a gather and a scatter, counted 0
     assert gemm_flops(1, 1, 1, 1, 1, 1, "last", True) == 46 - 16
+
+
+def test_torch_chars_reference_runs(tmp_path):
+    """benchmarks/torch_chars.py (the char demo's recipe in PyTorch) trains and prints the demo's final lines."""
+    pytest.importorskip("torch")
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "torch_chars.py"), "--text", str(text), "--seconds", "0.5",
+           "--threads", "1", "--n-seqs", "4", "--n-steps", "10", "--lstm-size", "8", "--eval-every", "5"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert " chars/s" in lines[-2] and lines[-1].startswith("val loss: ") and lines[-1].endswith(" nats/char")
+    assert float(lines[-1].split()[2]) < 3.3  # below ln(27) = 3.30, uniform over the text's 27 symbols
+
+
+def test_torch_chars_bad_text_is_one_line(tmp_path):
+    pytest.importorskip("torch")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "torch_chars.py"), "--text", str(tmp_path / "missing.txt")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "--text" in out.stderr

@@ -1,0 +1,62 @@
+"""How fast NumPy's BLAS runs the recurrent products of one LSTM step, as one GEMM and cut into column blocks.
+
+The forward recurrence h_{t-1} Wh is (N, H) @ (H, 4H): few rows (the batch), many columns. numpylstm/fast.py
+computes it as products on contiguous column blocks of Wh (``_column_blocks``); this script shows why, for
+the shapes of the benchmark configurations, and lets you check it on your machine and BLAS:
+
+    python benchmarks/gemm_shapes.py                 # one thread, float32
+    python benchmarks/gemm_shapes.py --threads 2 --dtype float64
+
+Times are CPU seconds of this thread (``time.thread_time``, robust to other processes taking the CPU) at one
+thread, wall seconds otherwise; the best of 9 repetitions of 200 calls.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    args = ap.parse_args(argv)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np  # noqa: PLC0415 - after the thread variables
+
+    clock = time.thread_time if args.threads == 1 else time.perf_counter
+
+    def best_us(f, n=200):
+        best = float("inf")
+        for _ in range(9):
+            t0 = clock()
+            for _ in range(n):
+                f()
+            best = min(best, (clock() - t0) / n)
+        return best * 1e6
+
+    dt = np.dtype(args.dtype)
+    print(f"numpy {np.__version__}, {args.threads} thread(s), {dt}: microseconds per (N, H) @ (H, 4H)")
+    print(f"{'N':>4}{'H':>5}  {'one GEMM':>9}  " + "  ".join(f"{'by ' + str(w):>9}" for w in (32, 64, 128)))
+    for N, H in [(64, 20), (64, 128), (32, 192), (32, 256)]:
+        rng = np.random.default_rng(0)
+        h = rng.random((N, H)).astype(dt)
+        W = rng.random((H, 4 * H)).astype(dt)
+        out = np.empty((N, 4 * H), dt)
+        row = [best_us(lambda: np.matmul(h, W, out=out))]
+        for w in (32, 64, 128):
+            cols = [slice(k, min(k + w, 4 * H)) for k in range(0, 4 * H, w)]
+            blocks = [np.ascontiguousarray(W[:, c]) for c in cols]
+
+            def blocked():
+                for c, Wc in zip(cols, blocks):
+                    np.matmul(h, Wc, out=out[:, c])
+            row.append(best_us(blocked))
+        print(f"{N:>4}{H:>5}  " + "  ".join(f"{v:>9.1f}" for v in row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

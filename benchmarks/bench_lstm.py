@@ -118,7 +118,7 @@ def make_problem(info, dtype, seed=0):
 def numpy_step(info, dtype, impl, loop_threads="1"):
     from numpylstm import fast
 
-    if loop_threads == "all":  # the time loops' products on all of BLAS's threads, as before numpylstm 0.1.1
+    if loop_threads == "all":  # the time loops' products on all of BLAS's threads (fast.LOOP_BLAS_THREADS = None)
         fast.LOOP_BLAS_THREADS = None
     model, x, y = make_problem(info, dtype)
     model.impl = impl
@@ -341,7 +341,8 @@ def main(argv=None):
             env_seen.setdefault("gemm", out)
 
     some = next(iter(env_seen.values()))
-    blas = "; ".join(f"{b['api']} {b['version']} kernel {b['kernel']} ({b['file']})" for b in some["blas"])
+    blas = ("; ".join(f"{b['api']} {b['version']} kernel {b['kernel']} ({b['file']})" for b in some["blas"])
+            or "BLAS kernel unknown: pip install threadpoolctl to name it")
     tv = f", PyTorch {env_seen['torch']['torch']} CPU" if "torch" in env_seen else ""
     print(f"\nNumPy {some['numpy']} ({blas}){tv}")
     print(f"\n{args.dtype}, ms per training step (spread between rounds); ratio = numpylstm fast / PyTorch "

@@ -10,7 +10,7 @@ What is the same as the demo (numpylstm/demos/chars.py, CharSettings defaults):
 - validation loss (state carried over the validation batches) every 500 steps and at the end, inside the
   budget; chars/s = characters trained / seconds of the whole run (evaluations included), as the demo.
 
-    python benchmarks/torch_chars.py --text /work/shared/data/anna.txt --minutes 10
+    python benchmarks/torch_chars.py --text anna.txt --minutes 10
     python benchmarks/torch_chars.py --text anna.txt --seconds 45 --threads 1   # a short, noisy look
 
 It prints progress lines, then ``trained ... chars/s`` and ``val loss: <value> nats/char`` like the demo.

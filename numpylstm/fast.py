@@ -106,10 +106,11 @@ def _column_blocks(n):
     """Slices cutting n = 4H output columns into blocks of GEMM_COLUMNS (one slice when n < 4 GEMM_COLUMNS).
 
     The recurrent product h_{t-1} Wh has few rows (N, the batch) and many columns (4H). OpenBLAS (0.3.31,
-    SkylakeX kernel, on an AMD EPYC) runs such a wide, flat product well below its peak: measured on one thread,
-    float32, (32 x 256) @ (256 x 1024) takes 275 us as one GEMM and 176 us as sixteen (32 x 256) @ (256 x 64)
-    products on contiguous column blocks of the weights (N 32, H 192: 113 -> 101 us; N 64, H 128: 98 -> 85);
-    for the sine model's 4H = 80 one GEMM is faster. ``benchmarks/gemm_shapes.py`` re-measures this.
+    SkylakeX kernel, on an AMD EPYC) runs such a wide, flat product below its peak: measured on one thread,
+    float32, on an idle machine, (32 x 256) @ (256 x 1024) takes 211 us as one GEMM and 171 us as sixteen
+    (32 x 256) @ (256 x 64) products on contiguous column blocks of the weights (N 32, H 192: 109 -> 98 us;
+    N 64, H 128: 90 -> 83); for the sine model's 4H = 80 one GEMM is faster (derivations/10_making_it_fast.md,
+    section 10.11). ``benchmarks/gemm_shapes.py`` re-measures this.
     """
     if n < 4 * GEMM_COLUMNS:
         return [slice(0, n)]

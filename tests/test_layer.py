@@ -64,7 +64,7 @@ def _random_layer(rng, N, T, D, H, dtype=np.float64):
 
 
 def _reference_step(x_t, h, c, Wx, Wh, b):
-    """Textbook single step, written independently of layers.py (plain exp-based sigmoid)."""
+    """Textbook single step, written independently of textbook.py and fast.py (plain exp-based sigmoid)."""
     H = h.shape[1]
     a = x_t @ Wx + h @ Wh + b
     sig = lambda z: 1.0 / (1.0 + np.exp(-z))

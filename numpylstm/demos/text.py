@@ -212,7 +212,7 @@ def sample_stream(model, vocab: Vocab, prime: str = "Far", length: int = 500, to
     generator, so the same seed gives the same text and ``model.rng`` is untouched.
     """
     if not isinstance(vocab, Vocab):
-        raise ValueError(f"vocab must be a numpylstm.text.Vocab; got {type(vocab).__name__}")
+        raise ValueError(f"vocab must be a numpylstm.demos.text.Vocab; got {type(vocab).__name__}")
     if model.input_size != len(vocab) or model.output_size != len(vocab) or model.head != "all":
         raise ValueError(f"model must map the {len(vocab)}-character vocabulary to itself with head 'all'; got "
                          f"input_size={model.input_size}, output_size={model.output_size}, head={model.head!r}")

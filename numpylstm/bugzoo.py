@@ -42,9 +42,9 @@ GRAD_ARRAYS = ("Wx", "Wh", "b")  # the arrays with a fused 4H gate axis
 # Each function below is textbook.lstm_step_backward (or lstm_backward) with the lines marked "# BUG" changed.
 
 
-def backward_no_tanh_derivative(dh_t, dc_t, step_cache):
+def backward_no_tanh_derivative(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o  # BUG: (B2) without tanh'(c_t) = 1 - tanh^2 c_t
+    dc_t = dc_next + dh_t * o  # BUG: (B2) without tanh'(c_t) = 1 - tanh^2 c_t
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
@@ -68,9 +68,9 @@ def backward_no_tanh_derivative(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_cell_gradient_dropped(dh_t, dc_t, step_cache):
+def backward_cell_gradient_dropped(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
@@ -94,9 +94,9 @@ def backward_cell_gradient_dropped(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_sigmoid_twice(dh_t, dc_t, step_cache):
+def backward_sigmoid_twice(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
@@ -120,9 +120,9 @@ def backward_sigmoid_twice(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_sigmoid_at_preactivation(dh_t, dc_t, step_cache):
+def backward_sigmoid_at_preactivation(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
@@ -146,9 +146,9 @@ def backward_sigmoid_at_preactivation(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_forget_uses_c_t(dh_t, dc_t, step_cache):
+def backward_forget_uses_c_t(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * (f * c_prev + i * g)  # BUG: (B5) with c_t = f_t c_{t-1} + i_t g_t instead of c_{t-1}
@@ -172,9 +172,9 @@ def backward_forget_uses_c_t(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_gates_swapped(dh_t, dc_t, step_cache):
+def backward_gates_swapped(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
@@ -198,9 +198,9 @@ def backward_gates_swapped(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_wrong_bias_block(dh_t, dc_t, step_cache):
+def backward_wrong_bias_block(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
@@ -224,9 +224,9 @@ def backward_wrong_bias_block(dh_t, dc_t, step_cache):
     return dx_t, dh_prev, dc_prev, dWx, dWh, db
 
 
-def backward_dh_not_carried(dh_t, dc_t, step_cache):
+def backward_dh_not_carried(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}

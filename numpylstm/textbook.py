@@ -53,17 +53,17 @@ def lstm_step_forward(x_t, h_prev, c_prev, Wx, Wh, b):
     return h_t, c_t, step_cache
 
 
-def lstm_step_backward(dh_t, dc_t, step_cache):
+def lstm_step_backward(dh_t, dc_next, step_cache):
     """One timestep back: (B2)-(B14) for step t.
 
     dh_t (N, H): the whole gradient reaching h_t, (B1) already summed (from above plus from step t+1).
-    dc_t (N, H): the gradient reaching c_t from step t+1, (B7) of step t+1 (or dcT at t = T); the (B2)
-        line adds the part that comes through h_t.
+    dc_next (N, H): the gradient reaching c_t from step t+1, (B7) of step t+1 (or dcT at t = T); the (B2)
+        line adds the part that comes through h_t, giving dc_t, the whole gradient of c_t.
     Returns dx_t (N, D) (None for token ids), dh_prev (N, H) and dc_prev (N, H) (what step t sends to step
     t-1), and this step's terms of dWx (D, 4H), dWh (H, 4H), db (4H,).
     """
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_t + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_t (from t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}

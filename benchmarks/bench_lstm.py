@@ -128,6 +128,17 @@ def numpy_step(info, dtype, impl, loop_threads="1"):
     return step
 
 
+def load_into_torch(params, lstm, linear):
+    """numpylstm's weights into nn.LSTM + nn.Linear, through numpylstm.params_to_torch."""
+    import torch
+
+    from numpylstm import params_to_torch
+
+    lstm_sd, linear_sd = params_to_torch(params)
+    lstm.load_state_dict({k: torch.from_numpy(v) for k, v in lstm_sd.items()})
+    linear.load_state_dict({k: torch.from_numpy(v) for k, v in linear_sd.items()})
+
+
 def torch_step(info, dtype):
     """The equivalent PyTorch step, with numpylstm's initial weights copied in."""
     import torch
@@ -137,15 +148,7 @@ def torch_step(info, dtype):
     H, L, D, O = info["H"], info["L"], info["D"], info["O"]
     lstm = torch.nn.LSTM(D, H, num_layers=L, batch_first=True, dtype=tdt)
     lin = torch.nn.Linear(H, O, dtype=tdt)
-    P = model.params
-    with torch.no_grad():
-        for l in range(L):
-            getattr(lstm, f"weight_ih_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.Wx"].T.copy()))
-            getattr(lstm, f"weight_hh_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.Wh"].T.copy()))
-            getattr(lstm, f"bias_ih_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.b"]))
-            getattr(lstm, f"bias_hh_l{l}").zero_()
-        lin.weight.copy_(torch.from_numpy(P["head.W"].T.copy()))
-        lin.bias.copy_(torch.from_numpy(P["head.b"]))
+    load_into_torch(model.params, lstm, lin)
     params = list(lstm.parameters()) + list(lin.parameters())
     if info["onehot"]:
         xt = torch.nn.functional.one_hot(torch.from_numpy(x), D).to(tdt)  # built once, outside the step

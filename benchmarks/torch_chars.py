@@ -58,7 +58,7 @@ def main(argv=None):
     import torch  # noqa: PLC0415
 
     sys.path.insert(0, str(ROOT))
-    from numpylstm import LSTMModel  # noqa: PLC0415
+    from numpylstm import LSTMModel, params_to_torch  # noqa: PLC0415
     from numpylstm.demos.chars import read_text  # noqa: PLC0415
     from numpylstm.demos.text import Vocab, Windows, split  # noqa: PLC0415
 
@@ -84,15 +84,9 @@ def main(argv=None):
     ref = LSTMModel(V, H, V, num_layers=L, head="all", loss="softmax_ce", seed=args.seed, dtype=np.float32)
     lstm = torch.nn.LSTM(V, H, num_layers=L, batch_first=True)
     head = torch.nn.Linear(H, V)
-    P = ref.params
-    with torch.no_grad():
-        for l in range(L):
-            getattr(lstm, f"weight_ih_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.Wx"].T.copy()))
-            getattr(lstm, f"weight_hh_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.Wh"].T.copy()))
-            getattr(lstm, f"bias_ih_l{l}").copy_(torch.from_numpy(P[f"lstm.{l}.b"]))
-            getattr(lstm, f"bias_hh_l{l}").zero_()
-        head.weight.copy_(torch.from_numpy(P["head.W"].T.copy()))
-        head.bias.copy_(torch.from_numpy(P["head.b"]))
+    lstm_sd, head_sd = params_to_torch(ref.params)
+    lstm.load_state_dict({k: torch.from_numpy(v) for k, v in lstm_sd.items()})
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in head_sd.items()})
     params = list(lstm.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()

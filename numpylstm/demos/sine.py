@@ -191,21 +191,28 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     report_stop(result, s.steps, checkpoint is not None, say)
 
     pred, _ = model.forward(data.test_x)
-    score = rmse(pred, data.test_y)
     tail = result.losses[-100:]
     say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
         f"{result.steps_per_second:.0f} steps/s); step {result.step} of {s.steps}; "
         f"training loss (mean of last {len(tail)}) {np.mean(tail) if tail else float('nan'):.3e}")
+    return finish_run(result, say, stream, out if plot else None, data.test_t, data.test_y, pred,
+                      baseline=data.test_x[:, -1])
+
+
+def finish_run(result, say, stream, out, t, truth, pred, baseline, title=None):
+    """The sine demos' last lines: the checkpoint, the three plots (into folder ``out``; None: no plots),
+    the RMSE of repeating the last input value (``baseline``, aligned with ``truth``), and ``test RMSE``.
+    Returns the exit status 0."""
     if result.checkpoint:
         say(f"checkpoint: {result.checkpoint}")
-    if plot:
+    if out is not None:
         from .plots import PlotsUnavailable, plot_sine_run
 
         try:
-            paths = plot_sine_run(out, data.test_t, data.test_y, pred, result.losses)
+            paths = plot_sine_run(out, t, truth, pred, result.losses, title=title)
             say("plots: " + ", ".join(str(p) for p in paths))
         except PlotsUnavailable as exc:
             say(f"plots skipped: {exc}")
-    say(f"baseline (predict the last input value again) RMSE: {rmse(data.test_x[:, -1], data.test_y):.6g}")
-    print(f"test RMSE: {score:.6g}", file=stream, flush=True)
+    say(f"baseline (predict the last input value again) RMSE: {rmse(baseline, truth):.6g}")
+    print(f"test RMSE: {rmse(pred, truth):.6g}", file=stream, flush=True)
     return 0

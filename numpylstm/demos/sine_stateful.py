@@ -24,7 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
-from .sine import SineSettings, default_checkpoint, report_stop, rmse
+from .sine import SineSettings, default_checkpoint, finish_run, report_stop, rmse
 from .text import Windows
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
@@ -102,17 +102,6 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
         f"{result.steps_per_second:.0f} steps/s); training loss (mean of last 100) "
         f"{np.mean(result.losses[-100:]):.3e}")
-    if result.checkpoint:
-        say(f"checkpoint: {result.checkpoint}")
-    if plot:
-        from .plots import PlotsUnavailable, plot_sine_run
-
-        try:
-            paths = plot_sine_run(out, test_t[s.timesteps :], truth, pred, result.losses,
-                                  title="test range: next value predicted with the state carried")
-            say("plots: " + ", ".join(str(p) for p in paths))
-        except PlotsUnavailable as exc:
-            say(f"plots skipped: {exc}")
-    say(f"baseline (predict the last input value again) RMSE: {rmse(test_seq[s.timesteps - 1 : -1], truth):.6g}")
-    print(f"test RMSE: {rmse(pred, truth):.6g}", file=stream, flush=True)
-    return 0
+    return finish_run(result, say, stream, out if plot else None, test_t[s.timesteps :], truth, pred,
+                      baseline=test_seq[s.timesteps - 1 : -1],
+                      title="test range: next value predicted with the state carried")

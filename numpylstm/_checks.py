@@ -188,20 +188,22 @@ def token_ids(name: str, value, letters: str, expected, vocab: int) -> np.ndarra
     return arr.astype(np.intp, copy=False)
 
 
-def layer_inputs(x, h0, c0, Wx, Wh, b):
+def layer_inputs(x, h0, c0, Wx, Wh, b, gates=4):
     """The arguments of one layer's ``lstm_forward`` (textbook or fast), checked and converted.
 
     Wh (H, 4H) fixes H and the dtype; Wx (D, 4H); b (4H,); x (N, T, D) floats, or (N, T) integer token ids
-    in [0, D) (a one-hot input, (E1)); h0, c0 (N, H) or None. Returns them in that order.
+    in [0, D) (a one-hot input, (E1)); h0, c0 (N, H) or None. Returns them in that order. ``gates=1``
+    checks a plain RNN's (H, H), (D, H), (H,) weights instead (pass c0=None).
     """
+    G = "4H" if gates == 4 else "H"
     Wh = numeric("Wh", Wh)
     dt = Wh.dtype
-    if Wh.ndim != 2 or Wh.shape[0] < 1 or Wh.shape[1] != 4 * Wh.shape[0]:
-        raise ValueError(f"Wh must have shape (H, 4H) with H >= 1; got shape {tuple(Wh.shape)}")
+    if Wh.ndim != 2 or Wh.shape[0] < 1 or Wh.shape[1] != gates * Wh.shape[0]:
+        raise ValueError(f"Wh must have shape (H, {G}) with H >= 1; got shape {tuple(Wh.shape)}")
     H = Wh.shape[0]
     finite("Wh", Wh)
-    Wx = array("Wx", Wx, ("D", "4H"), (None, 4 * H), dt)
-    b = array("b", b, ("4H",), (4 * H,), dt)
+    Wx = array("Wx", Wx, ("D", G), (None, gates * H), dt)
+    b = array("b", b, (G,), (gates * H,), dt)
     xa = as_array("x", x)
     if xa.ndim == 2 and xa.dtype.kind in "iu":
         x = token_ids("x", xa, "NT", (None, None), Wx.shape[0])

@@ -57,25 +57,6 @@ def rnn_step_backward(dh_t, step_cache):
     return dx_t, dh_prev, dWx, dWh, db
 
 
-def _inputs(x, h0, Wx, Wh, b):
-    """The arguments of ``rnn_forward``, checked and converted (one-line ValueErrors naming the argument)."""
-    Wh = chk.numeric("Wh", Wh)
-    if Wh.ndim != 2 or Wh.shape[0] < 1 or Wh.shape[1] != Wh.shape[0]:
-        raise ValueError(f"Wh must have shape (H, H) with H >= 1; got shape {tuple(Wh.shape)}")
-    dt, H = Wh.dtype, Wh.shape[0]
-    chk.finite("Wh", Wh)
-    Wx = chk.array("Wx", Wx, ("D", "H"), (None, H), dt)
-    b = chk.array("b", b, ("H",), (H,), dt)
-    xa = chk.as_array("x", x)
-    if xa.ndim == 2 and xa.dtype.kind in "iu":
-        x = chk.token_ids("x", xa, "NT", (None, None), Wx.shape[0])
-    else:
-        x = chk.array("x", xa, "NTD", (None, None, Wx.shape[0]), dt)
-    if h0 is not None:
-        h0 = chk.array("h0", h0, "NH", (x.shape[0], H), dt)
-    return x, h0, Wx, Wh, b
-
-
 def rnn_forward(x, h0, Wx, Wh, b):
     """Forward pass over a whole sequence, batch-first: ``rnn_step_forward`` for t = 1..T.
 
@@ -83,7 +64,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     h0 (N, H) or None for zeros; Wx (D, H); Wh (H, H); b (H,). Computes in Wh's dtype.
     Returns hs (N, T, H), hT (N, H) and cache: the list of T step caches.
     """
-    x, h0, Wx, Wh, b = _inputs(x, h0, Wx, Wh, b)
+    x, h0, _, Wx, Wh, b = chk.layer_inputs(x, h0, None, Wx, Wh, b, gates=1)
     N, T = x.shape[:2]
     H = Wh.shape[0]
     h = np.zeros((N, H), Wh.dtype) if h0 is None else h0

@@ -256,28 +256,29 @@ class LSTMModel:
         """Layer l forward, time-major: inp (T, N, D) or (T, N) ids -> hs (T, N, H), (hT, cT), cache."""
         P = self.params
         Wx, Wh, b = P[f"{self.cell}.{l}.Wx"], P[f"{self.cell}.{l}.Wh"], P[f"{self.cell}.{l}.b"]
-        if self.cell == "rnn":
-            hs, hT, cache = rnn.rnn_forward(np.swapaxes(inp, 0, 1), h0, Wx, Wh, b)
-            return np.ascontiguousarray(hs.swapaxes(0, 1)), (hT, np.zeros_like(hT)), cache
-        if self.impl == "fast":
+        if self.cell == "lstm" and self.impl == "fast":
             return fast.lstm_forward_tm(inp, h0, c0, Wx, Wh, b, work=self._work[l])
-        hs, final, cache = textbook.lstm_forward(np.swapaxes(inp, 0, 1), h0, c0, Wx, Wh, b)
+        xb = np.swapaxes(inp, 0, 1)  # the step-by-step layers are batch-first
+        if self.cell == "rnn":
+            hs, hT, cache = rnn.rnn_forward(xb, h0, Wx, Wh, b)
+            final = (hT, np.zeros_like(hT))  # no cell state: its slot of the state stays 0
+        else:
+            hs, final, cache = textbook.lstm_forward(xb, h0, c0, Wx, Wh, b)
         return np.ascontiguousarray(hs.swapaxes(0, 1)), final, cache
 
     def _layer_backward(self, l, dhs, cache, dhT, need_dx):
         """Layer l backward, time-major: dhs (T, N, H) or None -> dx (T, N, D) or None, dh0, dc0, dWx, dWh, db."""
-        if self.cell == "rnn":
-            N, H = cache[0][1].shape
-            dhs = np.zeros((N, len(cache), H), self.dtype) if dhs is None else dhs.swapaxes(0, 1)
-            dx, dh0, dWx, dWh, db = rnn.rnn_backward(dhs, cache, dhT)
-            dx = None if dx is None or not need_dx else np.ascontiguousarray(dx.swapaxes(0, 1))
-            return dx, dh0, np.zeros_like(dh0), dWx, dWh, db
-        if self.impl == "fast":
+        if self.cell == "lstm" and self.impl == "fast":
             return fast.lstm_backward_tm(dhs, cache, dhT=dhT, need_dx=need_dx, work=self._work[l])
         N, H = cache[0][1].shape
         dhs = np.zeros((N, len(cache), H), self.dtype) if dhs is None else dhs.swapaxes(0, 1)
-        dx, dh0, dc0, dWx, dWh, db = textbook.lstm_backward(dhs, cache, dhT)
-        return (None if dx is None else np.ascontiguousarray(dx.swapaxes(0, 1))), dh0, dc0, dWx, dWh, db
+        if self.cell == "rnn":
+            dx, dh0, dWx, dWh, db = rnn.rnn_backward(dhs, cache, dhT)
+            dc0 = np.zeros_like(dh0)  # no cell state
+        else:
+            dx, dh0, dc0, dWx, dWh, db = textbook.lstm_backward(dhs, cache, dhT)
+        dx = None if dx is None or not need_dx else np.ascontiguousarray(dx.swapaxes(0, 1))
+        return dx, dh0, dc0, dWx, dWh, db
 
     def _loss(self, y_tm, target):
         if self.loss == "mse":

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _checks as chk
 from . import textbook
-from .gradcheck import LAYER_TOL, check_arrays
+from .gradcheck import LAYER_TOL, check_layer_pair
 from .optim import Adam
 from .textbook import lstm_step_backward, sigmoid
 
@@ -327,30 +327,11 @@ def layer_pair(bug: Bug):
 def gate_errors(bug: Bug, N=2, T=3, D=4, H=3, seed=0):
     """Worst relative error (G2) per gate block (i, f, g, o) over dWx, dWh and db, and over every array.
 
-    The problem of ``gradcheck.check_layer`` (same sizes, same seeded draws: nonzero h0, c0, a loss
+    The problem of ``gradcheck.check_layer`` (``check_layer_pair``: nonzero h0, c0, a loss
     sum(hs * R) + sum(hT * RT) + sum(cT * RC) with random R, RT, RC), run through ``layer_pair(bug)``.
     Returns (gates: array (4,), worst: float, rows).
     """
-    forward, backward = layer_pair(bug)
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "x": rng.standard_normal((N, T, D)),
-        "h0": rng.standard_normal((N, H)),
-        "c0": rng.standard_normal((N, H)),
-        "Wx": rng.standard_normal((D, 4 * H)) / np.sqrt(D),
-        "Wh": rng.standard_normal((H, 4 * H)) / np.sqrt(H),
-        "b": rng.standard_normal(4 * H) * 0.5,
-    }
-    R, RT, RC = rng.standard_normal((N, T, H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
-    args = [arrays[k] for k in ("x", "h0", "c0", "Wx", "Wh", "b")]
-
-    def f():
-        hs, (hT, cT), _ = forward(*args)
-        return float(np.vdot(hs, R) + np.vdot(hT, RT) + np.vdot(cT, RC))
-
-    _, _, cache = forward(*args)
-    analytic = dict(zip(arrays, backward(R, cache, RT, RC)))
-    rows = check_arrays(f, arrays, analytic, seed=seed, gates=dict.fromkeys(GRAD_ARRAYS, H))
+    rows = check_layer_pair(*layer_pair(bug), N, T, D, H, seed)
     gates = np.max([r.gates for r in rows if r.name in GRAD_ARRAYS], axis=0)
     return gates, max(r.max_rel for r in rows), rows
 

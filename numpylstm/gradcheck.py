@@ -138,8 +138,13 @@ def check_layer(N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=
     """
     N, T, D, H = (chk.positive_int(k, v) for k, v in (("N", N), ("T", T), ("D", D), ("H", H)))
     impl = chk.choice("impl", impl, IMPLS)
-    forward, backward = ((lstm_forward, lstm_backward) if impl == "fast"
-                         else (textbook.lstm_forward, textbook.lstm_backward))
+    pair = (lstm_forward, lstm_backward) if impl == "fast" else (textbook.lstm_forward, textbook.lstm_backward)
+    return check_layer_pair(*pair, N, T, D, H, seed, final_state_grads, max_entries)
+
+
+def check_layer_pair(forward, backward, N=2, T=3, D=4, H=3, seed=0, final_state_grads=True, max_entries=None):
+    """``check_layer``'s problem for any pair with the signatures of ``lstm_forward`` / ``lstm_backward``
+    (e.g. a deliberately broken backward of the bug zoo)."""
     rng = np.random.default_rng(seed)
     arrays = {
         "x": rng.standard_normal((N, T, D)),

@@ -133,9 +133,17 @@ def _loop_blas_threads(macs, pin=True):
     SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD) OpenBLAS uses one thread anyway: nothing to switch.
     pin=False: a no-op.
     """
-    global _blas
     if LOOP_BLAS_THREADS is None or not pin or macs < 1 << 18:
         return nullcontext()
+    blas = blas_controller()
+    if not blas or all(lib.num_threads <= LOOP_BLAS_THREADS for lib in blas.lib_controllers):
+        return nullcontext()
+    return blas.limit(limits=LOOP_BLAS_THREADS)
+
+
+def blas_controller():
+    """threadpoolctl's controller of NumPy's BLAS (made on first use), or False when it is unavailable."""
+    global _blas
     if _blas is None:
         try:
             from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - optional, imported on first use
@@ -143,9 +151,7 @@ def _loop_blas_threads(macs, pin=True):
             _blas = ThreadpoolController().select(user_api="blas")
         except Exception:  # noqa: BLE001 - not installed, or a BLAS it cannot drive: leave the threads alone
             _blas = False
-    if not _blas or all(lib.num_threads <= LOOP_BLAS_THREADS for lib in _blas.lib_controllers):
-        return nullcontext()
-    return _blas.limit(limits=LOOP_BLAS_THREADS)
+    return _blas
 
 
 SMALL_LAYER_MACS = 1 << 22
@@ -208,24 +214,23 @@ class LSTMCache(NamedTuple):
     hs: np.ndarray
 
 
-def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
-    """Time-major forward pass of one LSTM layer (no validation; see ``lstm_forward``).
+def lstm_input_tm(x, Wx, b, work=None):
+    """The input part of (F1) for all T steps at once, pre-scaled for the one tanh: (x_t Wx + b) s, (T, N, 4H).
 
-    x (T, N, D) floats, or (T, N) integer token ids (one-hot input done as a row gather of Wx, (E1));
-    h0, c0 (N, H) or None for zeros; Wx (D, 4H); Wh (H, 4H); b (4H,).
-    work: an optional ``Workspace`` whose buffers hold the results (and are reused by its next call).
-    Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
+    x (T, N, D) floats or (T, N) token ids; Wx (D, 4H); b (4H,). It does not depend on the recurrence, so
+    ``lstm_forward_tm`` computes it before its loop (and ``pipeline.py`` on the other core). The result is
+    the ``gates`` buffer of ``work`` when one is given: the loop turns it into the gate activations in place.
     """
-    with _layer_blas_threads(x, Wx, Wh):  # a small layer: all its products on one BLAS thread
+    T, N = x.shape[:2]
+    H = Wx.shape[1] // 4
+    hoisted = T * N * 4 * H * max(Wx.shape[0], H)
+    with _loop_blas_threads(hoisted, hoisted < SMALL_LAYER_MACS):  # as _layer_blas_threads: small, one thread
         new = _fresh if work is None else work.buffer
-        T, N = x.shape[:2]
-        H = Wh.shape[0]
-        dt = Wh.dtype
+        dt = Wx.dtype
         s = _gate_scale(H, dt)
-        s_rows, shift_rows, _ = _gate_rows(H, N, dt)
-        # Wx s, b s, Wh s: the weights pre-scaled by s (column block by block), so that the loop's pre-activation
+        # Wx s, b s: the weights pre-scaled by s (column block by column block), so that the loop's pre-activation
         # is already s a_t, the argument of the one tanh of (F2)-(F3). s is 1/2 or 1, so this is exact.
-        Wxs, bs, Whs = Wx * s, b * s, Wh * s
+        Wxs, bs = Wx * s, b * s
         gates = new("gates", (T, N, 4 * H), dt)
         flat = gates.reshape(T * N, 4 * H)
         # (F1), input part for all T at once: gates[t] = (x_t Wx + b) s, written straight into the gates buffer
@@ -238,6 +243,27 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
             else:
                 np.matmul(x2, Wxs, out=flat)  # (F1) x_t Wx s for all t: one GEMM (T*N, D) @ (D, 4H)
             np.add(flat, bs, out=flat)  # (F1) ... + b s
+        return gates
+
+
+def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None):
+    """Time-major forward pass of one LSTM layer (no validation; see ``lstm_forward``).
+
+    x (T, N, D) floats, or (T, N) integer token ids (one-hot input done as a row gather of Wx, (E1));
+    h0, c0 (N, H) or None for zeros; Wx (D, 4H); Wh (H, 4H); b (4H,).
+    work: an optional ``Workspace`` whose buffers hold the results (and are reused by its next call).
+    pre: ``lstm_input_tm(x, Wx, b)`` when it has been computed already (it becomes the gates array); None: computed here.
+    Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
+    """
+    with _layer_blas_threads(x, Wx, Wh):  # a small layer: all its products on one BLAS thread
+        new = _fresh if work is None else work.buffer
+        T, N = x.shape[:2]
+        H = Wh.shape[0]
+        dt = Wh.dtype
+        s = _gate_scale(H, dt)
+        s_rows, shift_rows, _ = _gate_rows(H, N, dt)
+        gates = lstm_input_tm(x, Wx, b, work) if pre is None else pre  # (F1) input part, all T: (x_t Wx + b) s
+        Whs = Wh * s  # Wh s: the recurrent weights pre-scaled the same way
         hs = new("hs", (T + 1, N, H), dt)
         cs = new("cs", (T + 1, N, H), dt)
         # hs[k] holds h_k and cs[k] holds c_k, k = 0..T. The loop index t (0-based) is the derivation's step t+1,
@@ -270,13 +296,15 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
         return hs[1:], (hs[T], cs[T]), cache
 
 
-def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None):
+def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None, weight_grads=True):
     """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
 
     dhs (T, N, H) upstream gradient into every h_t, or None when nothing flows in from above (a head that
     reads only h_T passes its gradient as dhT instead); dhT, dcT (N, H) into the final state, or None.
     Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
     dWh (H, 4H), db (4H,); dx lives in ``work`` when one is given. Derivation: derivations/03_backward.md.
+    weight_grads=False: return dx, dh0, dc0, dA instead, dA (T, N, 4H) holding da_t for every t, and leave
+    (B12)-(B14) to a later ``lstm_weight_grads_tm(cache, dA)`` (``pipeline.py`` runs those on the other core).
     """
     with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):  # a small layer: all its products on one BLAS thread
         new = _fresh if work is None else work.buffer
@@ -329,8 +357,39 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
                 np.multiply(dc_b, dA_ifg[t], out=dA_ifg[t])  # (B4)-(B6), (B8), (B9) da^i_t, da^f_t, da^g_t: times dc_t
                 np.multiply(dc, f[t], out=dc)  # (B7) dc_{t-1} (via step t) = dc_t f_t; in place, so dc_b follows (see above)
                 np.matmul(dA[t], WhT, out=dh)  # (B10) dh_{t-1} (via step t) = da_t Wh^T
+        dx = lstm_input_grad_tm(cache, dA, work) if x.ndim == 3 and need_dx else None  # (B11), all t
+        if not weight_grads:
+            return dx, dh, dc, dA
+        return (dx, dh, dc, *lstm_weight_grads_tm(cache, dA, work))
+
+
+def lstm_input_grad_tm(cache: LSTMCache, dA, work=None):
+    """(B11) dx_t = da_t Wx^T for all T steps at once, (T, N, D), from dA (T, N, 4H) (float input only).
+
+    Like the weight gradients it needs da_t of every step but is not part of the loop, so it is one GEMM
+    after it; dx lives in ``work`` when one is given.
+    """
+    with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):
+        new = _fresh if work is None else work.buffer
+        T, N, H4 = dA.shape
+        Wx = cache.Wx
+        dx = new("dx", (T * N, Wx.shape[0]), dA.dtype)
+        return np.matmul(dA.reshape(T * N, H4), Wx.T, out=dx).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
+
+
+def lstm_weight_grads_tm(cache: LSTMCache, dA, work=None):
+    """The weight gradients (B12)-(B14) of one layer from da_t of every step: dWx (D, 4H), dWh (H, 4H), db (4H,).
+
+    cache from ``lstm_forward_tm``; dA (T, N, 4H) from ``lstm_backward_tm(..., weight_grads=False)``. Each is
+    a sum over all T steps, so it is computed after the loop as one GEMM over T*N rows.
+    """
+    with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):
+        new = _fresh if work is None else work.buffer
+        x, Wx, hs = cache.x, cache.Wx, cache.hs
+        T, N, H4 = dA.shape
+        H = H4 // 4
+        dt = dA.dtype
         dA2 = dA.reshape(T * N, H4)
-        dx = None
         if x.ndim == 2:
             V = Wx.shape[0]
             if V <= 512:
@@ -344,13 +403,10 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
                 dWx = np.zeros_like(Wx)
                 np.add.at(dWx, x.reshape(-1), dA2)  # (E2) scatter-add: row v of dWx += every row of dA whose token is v
         else:
-            x2 = x.reshape(T * N, -1)
-            if need_dx:
-                dx = np.matmul(dA2, Wx.T, out=new("dx", (T * N, Wx.shape[0]), dt)).reshape(T, N, -1)  # (B11) dx_t = da_t Wx^T, all t in one GEMM
-            dWx = x2.T @ dA2  # (B12) dWx = sum_t x_t^T da_t, one GEMM
+            dWx = x.reshape(T * N, -1).T @ dA2  # (B12) dWx = sum_t x_t^T da_t, one GEMM
         dWh = hs[:-1].reshape(T * N, H).T @ dA2  # (B13) dWh = sum_t h_{t-1}^T da_t, one GEMM
         db = np.ones(T * N, dt) @ dA2  # (B14) db = sum_t sum_n da_t  (as a GEMV with a ones vector: 4x faster than .sum(axis=0))
-        return dx, dh, dc, dWx, dWh, db
+        return dWx, dWh, db
 
 
 def lstm_forward(x, h0, c0, Wx, Wh, b):

@@ -12,11 +12,12 @@ TF-1 words -> numpylstm: ``lstm_size`` = hidden_size H (units in each gate), ``t
 from __future__ import annotations
 
 import numbers
+from contextlib import nullcontext
 
 import numpy as np
 
 from . import _checks as chk
-from . import fast, rnn, textbook
+from . import fast, pipeline, rnn, textbook
 from .fast import Workspace
 from .losses import mse, softmax_ce
 
@@ -43,6 +44,10 @@ class LSTMModel:
         dtype: float64 (default) or float32.
         impl: which layer code runs: "fast" (``numpylstm/fast.py``, default) or "textbook"
             (``numpylstm/textbook.py``, the step-by-step code the derivations quote; same numbers, slower).
+        pipeline: "auto" (default), True or False: run the layers side by side on two threads, chunk by
+            chunk (``numpylstm/pipeline.py``; same numbers up to rounding). "auto" does so for the fast LSTM
+            when NumPy's BLAS may use two or more threads and the layers are big enough (``pipeline.worth_it``);
+            True forces it for any fast LSTM stack, False never. A run setting, like ``impl``: not saved.
         cell: "lstm" (default) or "rnn": plain tanh RNN layers (``numpylstm/rnn.py``, derivations/11_why_lstm.md)
             in place of the LSTM layers, with the same head, losses, dropout and optimizers; their parameters
             are ``rnn.{l}.Wx`` (D, H), ``rnn.{l}.Wh`` (H, H), ``rnn.{l}.b`` (H,), ``impl`` is ignored and
@@ -54,7 +59,7 @@ class LSTMModel:
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
                  loss="mse", forget_bias=1.0, seed=0, dtype=np.float64, impl="fast",
-                 cell="lstm"):
+                 cell="lstm", pipeline="auto"):
         self.input_size = chk.positive_int("input_size", input_size)
         self.hidden_size = chk.positive_int("hidden_size", hidden_size)
         self.output_size = chk.positive_int("output_size", output_size)
@@ -75,10 +80,29 @@ class LSTMModel:
         self.dtype = chk.resolve_dtype(dtype)
         self.impl = chk.choice("impl", impl, IMPLS)
         self.cell = chk.choice("cell", cell, CELLS)
+        if pipeline not in ("auto", True, False):
+            raise ValueError(f"pipeline must be 'auto', True or False; got {pipeline!r}")
+        self.pipeline = pipeline
         self.rng = np.random.default_rng(seed)
         self.params = self._init_params()
         # One Workspace per layer: the big forward/backward buffers are reused from call to call.
         self._work = [Workspace() for _ in range(self.num_layers)]
+        self._chunk_work = {}  # (layer, chunk) -> Workspace, for the pipelined passes
+
+    def _pipelined(self, T, N) -> bool:
+        """Whether this forward/backward pass runs pipelined (see the ``pipeline`` argument)."""
+        if self.pipeline is False or self.cell != "lstm" or self.impl != "fast" or self.num_layers < 2 or T < 2:
+            return False
+        return self.pipeline is True or pipeline.worth_it(self.num_layers, T, N, self.hidden_size)
+
+    @staticmethod
+    def _threads(piped):
+        """The thread settings of a pass: ``pipeline.two_threads()`` when it runs pipelined, else none."""
+        return pipeline.two_threads() if piped else nullcontext()
+
+    def _chunk_works(self, T):
+        K = len(pipeline.chunk_bounds(T))
+        return [[self._chunk_work.setdefault((l, k), Workspace()) for k in range(K)] for l in range(self.num_layers)]
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -234,18 +258,24 @@ class LSTMModel:
                 for l, m in enumerate(masks)]
 
     # ------------------------------------------------------------------ forward / backward
-    def _forward_tm(self, xt, state, masks):
-        """Run the stack time-major. Returns (y_tm, new_state, caches, hidden)."""
+    def _forward_tm(self, xt, state, masks, piped=False):
+        """Run the stack time-major; piped: pipelined (see ``_pipelined``). Returns (y_tm, new_state, caches, hidden)."""
         T, N = xt.shape[:2]
         L, H, P = self.num_layers, self.hidden_size, self.params
         new_state = np.empty((L, 2, N, H), self.dtype)
-        caches, inp = [], xt
-        for l in range(L):
-            h0, c0 = (None, None) if state is None else (state[l, 1], state[l, 0])
-            hs, (hT, cT), cache = self._layer_forward(l, inp, h0, c0)
-            new_state[l, 0], new_state[l, 1] = cT, hT
-            caches.append(cache)
-            inp = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
+        if piped:  # the big products on a second thread, beside the loops: numpylstm/pipeline.py
+            layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
+            inp, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T))
+            for l, (hT, cT) in enumerate(finals):
+                new_state[l, 0], new_state[l, 1] = cT, hT
+        else:
+            caches, inp = [], xt
+            for l in range(L):
+                h0, c0 = (None, None) if state is None else (state[l, 1], state[l, 0])
+                hs, (hT, cT), cache = self._layer_forward(l, inp, h0, c0)
+                new_state[l, 0], new_state[l, 1] = cT, hT
+                caches.append(cache)
+                inp = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
         hidden = inp[-1] if self.head == "last" else inp.reshape(T * N, H)
         y = hidden @ P["head.W"] + P["head.b"]  # (H1) y = h W + b
         if self.head == "all":
@@ -301,7 +331,9 @@ class LSTMModel:
         xt = self._time_major_input(x)
         state = self._check_state(state, xt.shape[1])
         masks = self._draw_masks(*xt.shape[:2]) if train else None
-        y, new_state, _, _ = self._forward_tm(xt, state, masks)
+        piped = self._pipelined(*xt.shape[:2])
+        with self._threads(piped):
+            y, new_state, _, _ = self._forward_tm(xt, state, masks, piped)
         return self._batch_first(y), new_state
 
     def evaluate(self, x, y, state=None):
@@ -310,8 +342,10 @@ class LSTMModel:
         T, N = xt.shape[:2]
         state = self._check_state(state, N)
         target = self._targets(y, T, N)
-        y_tm, new_state, _, _ = self._forward_tm(xt, state, None)
-        return self._loss(y_tm, target)[0], new_state
+        piped = self._pipelined(T, N)
+        with self._threads(piped):
+            y_tm, new_state, _, _ = self._forward_tm(xt, state, None, piped)
+            return self._loss(y_tm, target)[0], new_state
 
     def loss_and_grads(self, x, y, state=None, train=True, masks=None, input_grads=False):
         """Loss and its gradient with respect to every parameter (full BPTT over the T steps of x).
@@ -341,7 +375,13 @@ class LSTMModel:
             masks = None
         elif masks is None:
             masks = self._draw_masks(T, N)
-        y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks)
+        piped = self._pipelined(T, N)
+        with self._threads(piped):
+            return self._loss_and_grads(xt, target, state, masks, input_grads, piped)
+
+    def _loss_and_grads(self, xt, target, state, masks, input_grads, piped):
+        T, N = xt.shape[:2]
+        y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks, piped)
         loss, dy = self._loss(y_tm, target)
 
         P, L, H = self.params, self.num_layers, self.hidden_size
@@ -354,16 +394,25 @@ class LSTMModel:
         # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
         dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dstate = np.empty((L, 2, N, H), self.dtype)
-        for l in range(L - 1, -1, -1):
-            if masks is not None and dtop is not None:
-                dtop = dtop * masks[l]  # (D2) dh = dy * m
-            elif masks is not None:
-                dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
-            dx, dh0, dc0, dWx, dWh, db = self._layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
-            dlast = None
-            grads[f"{self.cell}.{l}.Wx"], grads[f"{self.cell}.{l}.Wh"], grads[f"{self.cell}.{l}.b"] = dWx, dWh, db
-            dstate[l, 0], dstate[l, 1] = dc0, dh0
-            dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs
+        if piped:  # the forward pass ran pipelined (caches per chunk): so does the backward
+            if masks is not None and dlast is not None:
+                dlast = dlast * masks[L - 1][-1]  # (D2) at the last step, the only one with a gradient
+            dtop, states, layer_grads = pipeline.stack_backward(caches, dtop, dlast, masks, input_grads,
+                                                                self._chunk_works(T))
+            for l in range(L):
+                dstate[l, 0], dstate[l, 1] = states[l]
+                grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = layer_grads[l]
+        else:
+            for l in range(L - 1, -1, -1):
+                if masks is not None and dtop is not None:
+                    dtop = dtop * masks[l]  # (D2) dh = dy * m
+                elif masks is not None:
+                    dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
+                dx, dh0, dc0, dWx, dWh, db = self._layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
+                dlast = None
+                grads[f"{self.cell}.{l}.Wx"], grads[f"{self.cell}.{l}.Wh"], grads[f"{self.cell}.{l}.b"] = dWx, dWh, db
+                dstate[l, 0], dstate[l, 1] = dc0, dh0
+                dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs
         grads = {k: grads[k] for k in P}  # same order as params
         if input_grads:
             dxin = None if dtop is None else dtop.transpose(1, 0, 2).copy()  # not the workspace's buffer

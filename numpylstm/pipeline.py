@@ -1,0 +1,273 @@
+"""A second core for one stacked LSTM: the big matrix products run beside the time loops.
+
+Read ``textbook.py``, then ``fast.py``, first. This file changes no arithmetic: every number still comes from
+``fast.py``'s functions. It cuts the T steps into a few chunks and hands the products that are not part of
+any time loop to a second thread, which runs them while this thread goes on with the loops:
+
+- forward, the input part of (F1) for layer l+1, ``lstm_input_tm`` = (x_t Wx + b) s over a chunk's steps,
+  as soon as layer l has finished that chunk (the loop of layer l+1 then starts on a ready array);
+- backward, (B11) dx = da Wx^T of each chunk, which the layer below needs next, and the chunk's share of the
+  weight gradients (B12)-(B14); the weight gradients are sums over the steps, so the shares of the chunks
+  add up to the one-GEMM result, and they are added in a fixed order (k = 0, 1, ...): the same numbers on
+  every run, equal to the unchunked result up to rounding;
+- a layer's loop over T steps equals its loop over the first chunk, then over the next chunk from the
+  (h, c) the first one ended in: the same recurrence run in pieces (how stateful training continues a
+  sequence from batch to batch), and backward the same from the (dh, dc) the later chunk handed back.
+
+Why not one thread per layer, a wavefront through the (layer x time) grid? Python's GIL: two threads that
+both run time loops of small NumPy calls (a few microseconds each) spend their time waiting for each other;
+measured at the char-RNN's size it was 30% *slower* than one thread. A thread running one big product holds
+the GIL only to start and finish it (NumPy releases the GIL inside BLAS), so loops here and products there
+do overlap. While a pass runs, BLAS is held to one thread per call (two threads, two cores), and Python's
+thread switch interval is shortened, so the second thread gets the GIL back quickly after each product.
+
+``LSTMModel`` uses this when NumPy's BLAS may use at least two threads and the layers are big enough
+(``worth_it``); derivations/10_making_it_fast.md, section 10.13, explains and measures it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from contextlib import contextmanager
+from functools import reduce
+
+import numpy as np
+
+from . import fast
+
+CHUNK_STEPS = 10  # timesteps per chunk (about): shorter chunks start the second thread sooner, longer ones keep
+#                  its products big and the per-call overheads few (section 10.13 measures 3 to 20)
+MIN_STEP_MACS = 1 << 20  # multiply-adds of one recurrent product N x H x 4H below which a second core doesn't pay
+SWITCH_INTERVAL = 2e-4  # seconds: Python's thread switch interval during a pass (its default is 5e-3)
+
+
+def chunk_bounds(T, steps=None):
+    """[(start, stop), ...]: T timesteps cut into K = max(2, round(T / steps)) (at most T) consecutive chunks of
+    nearly equal length; steps defaults to CHUNK_STEPS."""
+    K = min(T, max(2, round(T / (steps or CHUNK_STEPS))))
+    return [(T * k // K, T * (k + 1) // K) for k in range(K)]
+
+
+def blas_threads():
+    """How many threads NumPy's BLAS may use now (1 when threadpoolctl is not installed: it cannot be told)."""
+    blas = fast.blas_controller()
+    return max((lib.num_threads for lib in blas.lib_controllers), default=1) if blas else 1
+
+
+def worth_it(num_layers, T, N, H):
+    """True when a pipelined pass should beat the plain one on this machine, as it is set now: two or more
+    layers and steps, BLAS allowed two or more threads (the budget this uses: this thread and one more), and a
+    recurrent product big enough (N H 4H >= MIN_STEP_MACS) that the products handed over outweigh the cost of
+    handing them over. The sine model (N 64, H 20) is far below; the char-RNN (32, 192) above."""
+    return num_layers >= 2 and T >= 2 and N * H * 4 * H >= MIN_STEP_MACS and blas_threads() >= 2
+
+
+# ------------------------------------------------------------------------------------------ threads
+class _Worker:
+    """A daemon thread that runs queued jobs, most urgent first, for the life of the process.
+
+    Jobs wait in a priority queue: 0 for a product the loop on the other thread will need next, 1 for one
+    only needed at the end (a weight-gradient share). ``help()`` lets the caller take queued jobs itself once
+    its own loops are done. On Linux the thread keeps to the last CPU it may use: left free to move, the
+    scheduler tends to wake it on the CPU of the thread that woke it, and the two then share one core for
+    milliseconds (measured: the passes came out no faster than one thread).
+    """
+
+    def __init__(self):
+        self.jobs = queue.PriorityQueue()
+        self.count = 0
+        self.cpu = None
+        threading.Thread(target=self._serve, name="numpylstm-pipeline", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            self._run(self.jobs.get())
+
+    @staticmethod
+    def _run(item):
+        _, _, fn, done = item
+        try:
+            done.put((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
+            done.put((False, exc))
+
+    def pin(self, cpu):
+        """Keep the thread to this CPU from now on (Linux; asked once: the thread pins itself)."""
+        if self.cpu != cpu:
+            self.cpu = cpu
+            self.submit(lambda: os.sched_setaffinity(0, {cpu})).get()
+
+    def submit(self, fn, priority=0):
+        done = queue.SimpleQueue()
+        self.count += 1
+        self.jobs.put((priority, self.count, fn, done))
+        return done
+
+    def help(self):
+        """Run queued jobs on the calling thread until none is left."""
+        while True:
+            try:
+                item = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            self._run(item)
+
+
+_worker = None
+_worker_lock = threading.Lock()
+
+
+def _second_thread():
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = _Worker()
+    return _worker
+
+
+class _Jobs:
+    """Products handed to the second thread: ``put(fn)`` queues one, ``get(ticket)`` waits for its result.
+
+    Every job is a function of arrays that are ready when it is queued, so the second thread never waits for
+    this one (a failed or interrupted pass cannot leave it blocked). The caller's NumPy error settings
+    (np.errstate, which is per thread) apply to the jobs too.
+    """
+
+    def __init__(self):
+        self.worker = _second_thread()
+        self.settings = np.geterr()
+
+    def put(self, fn, priority=0):
+        settings = self.settings
+
+        def job():
+            with np.errstate(**settings):
+                return fn()
+        return self.worker.submit(job, priority)
+
+    def help(self):
+        self.worker.help()
+
+    @staticmethod
+    def get(ticket):
+        ok, value = ticket.get()
+        if not ok:
+            raise value
+        return value
+
+
+@contextmanager
+def two_threads():
+    """The settings of a pipelined step, for all of it (head included): BLAS on one thread per call, this thread
+    pinned to the first CPU and the second thread to the last, a short thread switch interval.
+
+    Why the whole step: OpenBLAS's own threads keep spinning for a while after a multi-threaded product, so
+    one 2-thread product between the passes (say the head's) leaves a spinning thread that takes a core from
+    the two threads here; measured, that undid the whole gain.
+    """
+    blas = fast.blas_controller()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    cpus = _cpus()
+    if len(cpus) > 1:  # this thread on the first CPU, the second thread on the last (see _Worker)
+        _second_thread().pin(max(cpus))
+        os.sched_setaffinity(0, {min(cpus)})
+    try:
+        if blas:
+            with blas.limit(limits=1):
+                yield
+        else:
+            yield
+    finally:
+        sys.setswitchinterval(old)
+        if len(cpus) > 1:
+            os.sched_setaffinity(0, cpus)
+
+
+def _cpus():
+    """The CPUs this thread may run on (an empty set where the OS cannot tell or pin: no pinning then)."""
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return set()
+
+
+# ------------------------------------------------------------------------------------------ the passes
+def stack_forward(params, xt, state, masks, works):
+    """Forward through the whole stack, layer after layer, each chunk by chunk; the input part of (F1) for the
+    layer above runs on the second thread as soon as a chunk is done.
+
+    params: [(Wx, Wh, b)] per layer; xt (T, N, D) floats or (T, N) token ids, time-major; state (L, 2, N, H) or
+    None for zeros; masks: None or one (T, N, H) dropout mask per layer (time-major), (D1); works[l][k]: the
+    ``fast.Workspace`` of layer l's chunk k (each chunk keeps its own buffers until the backward pass).
+    Returns top (T, N, H) the top layer's output after its dropout, finals [(hT, cT)] per layer, and
+    caches[l][k], the ``fast.LSTMCache`` of layer l's chunk k. Call it inside ``two_threads()``.
+    """
+    T, L = xt.shape[0], len(params)
+    bounds = chunk_bounds(T)
+    K = len(bounds)
+    caches = [[None] * K for _ in range(L)]
+    finals, outs = [], [xt[start:stop] for start, stop in bounds]
+    jobs = _Jobs()
+    pre = [None] * K  # layer 0 computes its own input part (a row gather, or D = 1: cheap)
+    for l in range(L):
+        Wx, Wh, b = params[l]
+        h, c = (None, None) if state is None else (state[l, 1], state[l, 0])
+        next_pre = [None] * K
+        for k, (start, stop) in enumerate(bounds):
+            inp = outs[k]
+            p = None if pre[k] is None else jobs.get(pre[k])  # (F1) input part, from the second thread
+            # (F1)-(F5) over this chunk's steps, from the state the previous chunk ended in
+            hs, (h, c), caches[l][k] = fast.lstm_forward_tm(inp, h, c, Wx, Wh, b, work=works[l][k], pre=p)
+            outs[k] = hs if masks is None else hs * masks[l][start:stop]  # (D1) dropout on the output
+            if l < L - 1:  # (S1) the layer above reads it: its (F1) input part, on the second thread
+                Wx1, _, b1 = params[l + 1]
+                next_pre[k] = jobs.put(lambda x=outs[k], W=Wx1, b=b1, w=works[l + 1][k]: fast.lstm_input_tm(x, W, b, w))
+        finals.append((h, c))
+        pre = next_pre
+    return np.concatenate(outs), finals, caches
+
+
+def stack_backward(caches, dtop, dlast, masks, input_grads, works):
+    """BPTT through the whole stack, layer after layer from the top, each chunk by chunk from the last; (B11) dx
+    and the weight-gradient shares (B12)-(B14) of every chunk run on the second thread. The partner of
+    ``stack_forward`` (same caches, masks and works).
+
+    dtop: (T, N, H) gradient into the top layer's outputs after dropout, or None (a head that reads only h_T);
+    dlast: (N, H) gradient into the top layer's h_T (already through its dropout mask), or None.
+    input_grads: also return the gradient of the bottom layer's input.
+    Returns dx (T, N, D) or None, dstate [(dc0, dh0)] per layer, grads [(dWx, dWh, db)] per layer. Call it
+    inside ``two_threads()``.
+    """
+    L, K = len(caches), len(caches[0])
+    bounds, start = [], 0
+    for cache in caches[0]:
+        bounds.append((start, start + cache.gates.shape[0]))
+        start = bounds[-1][1]
+    shares = [[None] * K for _ in range(L)]  # tickets, then (dWx, dWh, db) of layer l's chunk k
+    dstate = [None] * L
+    jobs = _Jobs()
+    dxs = [None if dtop is None else dtop[a:z] for a, z in bounds]  # what flows into each chunk from above
+    for l in range(L - 1, -1, -1):
+        dh, dc = (dlast if l == L - 1 else None), None
+        for k in range(K - 1, -1, -1):
+            start, stop = bounds[k]
+            g = dxs[k] if l == L - 1 or dxs[k] is None else jobs.get(dxs[k])  # (S2) the layer above's dx
+            if masks is not None and g is not None:
+                g = g * masks[l][start:stop]  # (D2) dh = dy * m
+            # (B1)-(B10) over this chunk's steps, from the (dh, dc) the chunk after it handed back
+            cache, work = caches[l][k], works[l][k]
+            _, dh, dc, dA = fast.lstm_backward_tm(g, cache, dhT=dh, dcT=dc, need_dx=False, work=work,
+                                                  weight_grads=False)
+            has_dx = cache.x.ndim == 3 and (l > 0 or input_grads)
+            dxs[k] = jobs.put(lambda c=cache, d=dA, w=work: fast.lstm_input_grad_tm(c, d, w)) if has_dx else None
+            shares[l][k] = jobs.put(lambda c=cache, d=dA, w=work: fast.lstm_weight_grads_tm(c, d, w), 1)
+        dstate[l] = (dc, dh)
+    jobs.help()  # the loops are done: take a share of the queued products here too
+    dx = np.concatenate([jobs.get(t) for t in dxs]) if dxs[0] is not None else None
+    shares = [[jobs.get(t) for t in layer] for layer in shares]
+    grads = [tuple(reduce(np.add, [shares[l][k][i] for k in range(K)]) for i in range(3)) for l in range(L)]
+    return dx, dstate, grads

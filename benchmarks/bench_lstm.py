@@ -115,17 +115,19 @@ def make_problem(info, dtype, seed=0):
     return model, x, y
 
 
-def numpy_step(info, dtype, impl, loop_threads="1"):
+def numpy_step(info, dtype, impl, loop_threads="1", pipeline="auto"):
+    """numpylstm's step; also returns whether it runs pipelined (a second thread for the big products)."""
     from numpylstm import fast
 
     if loop_threads == "all":  # the time loops' products on all of BLAS's threads (fast.LOOP_BLAS_THREADS = None)
         fast.LOOP_BLAS_THREADS = None
     model, x, y = make_problem(info, dtype)
     model.impl = impl
+    model.pipeline = {"auto": "auto", "off": False}[pipeline]
 
     def step():
         model.loss_and_grads(x, y)
-    return step
+    return step, model._pipelined(info["T"], info["N"])
 
 
 def load_into_torch(params, lstm, linear):
@@ -212,10 +214,12 @@ def worker(job):
         step = gemm_step(job["dtype"], job["gemm_n"])
     elif job["impl"] == "torch":
         step = torch_step(job["info"], job["dtype"])
-    else:
-        step = numpy_step(job["info"], job["dtype"], job["impl"], job.get("loop_threads", "1"))
+    piped = False
+    if job["impl"] in ("fast", "textbook"):
+        step, piped = numpy_step(job["info"], job["dtype"], job["impl"], job.get("loop_threads", "1"),
+                                 job.get("pipeline", "auto"))
     times = time_steps(step, job["seconds"], job["warmup_seconds"])
-    out = dict(times=times, numpy=np.__version__,
+    out = dict(times=times, numpy=np.__version__, pipelined=piped,
                blas=[dict(api=p.get("internal_api"), version=p.get("version"), kernel=p.get("architecture"),
                           threads=p.get("num_threads"), file=Path(p.get("filepath", "")).name)
                      for p in threadpool_info()])
@@ -279,6 +283,9 @@ def main(argv=None):
                     help="numpylstm fast's own BLAS thread choice: 1 (its default, fast.LOOP_BLAS_THREADS: the "
                          "time loops' products and small layers on one thread) or all (every product on all of "
                          "--threads, as before)")
+    ap.add_argument("--pipeline", default="auto", choices=("auto", "off"),
+                    help="numpylstm fast's second thread (numpylstm/pipeline.py): auto (its default: on where it "
+                         "pays, when BLAS may use 2+ threads) or off")
     ap.add_argument("--seq-len", type=int, default=None, help="override T of every configuration (smoke tests)")
     ap.add_argument("--gemm-n", type=int, default=None, help="size of the reference a @ b (2048; 0 skips it)")
     args = ap.parse_args(argv)
@@ -314,7 +321,7 @@ def main(argv=None):
           + ("; numpylstm's in-loop products on all threads (--loop-threads all)" if args.loop_threads == "all"
              else ""))
     seq = {c: args.seq_len or (20 if q and c == "C" else None) for c in names}
-    results, env_seen = {}, {}
+    results, env_seen, piped = {}, {}, set()
     for th in threads:
         for c in names:
             info = config_info(c, seq[c])
@@ -323,8 +330,11 @@ def main(argv=None):
                 order = impls[r % len(impls):] + impls[:r % len(impls)]
                 for impl in order:
                     out = run_job(dict(impl=impl, info=info, config=c, dtype=args.dtype, threads=th,
-                                       seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads))
+                                       seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads,
+                                       pipeline=args.pipeline))
                     per_impl[impl].append(out["times"])
+                    if out.get("pipelined"):
+                        piped.add((th, c, impl))
                     env_seen.setdefault(impl, out)
             for impl in impls:
                 results[th, c, impl] = summarize(per_impl[impl])
@@ -362,10 +372,13 @@ def main(argv=None):
             info = config_info(c, seq[c])
             label = f"{c} ({info['N']}, {info['T']}, {info['H']}, {info['L']})" + (", one-hot 77, CE" if
                                                                                   info["onehot"] else "")
-            row = [str(th), label] + [f"{results[th, c, i][0]:.2f} ({results[th, c, i][1]:.0%})" for i in impls]
+            row = [str(th), label] + [f"{results[th, c, i][0]:.2f} ({results[th, c, i][1]:.0%})"
+                                      + (" *" if (th, c, i) in piped else "") for i in impls]
             if both:
                 row.append(f"{results[th, c, 'fast'][0] / results[th, c, 'torch'][0]:.2f}")
             print("| " + " | ".join(row) + " |")
+    if piped:
+        print("\n\\* pipelined: the big products on a second thread beside the time loops (numpylstm/pipeline.py)")
     if gemm_n:
         print("\nreference GEMM " + ", ".join(f"{results[th, 'gemm', 'gemm']:.0f} GFLOP/s at {th} thread(s)"
                                               for th in threads))

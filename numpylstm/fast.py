@@ -296,19 +296,16 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None):
         return hs[1:], (hs[T], cs[T]), cache
 
 
-def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None, weight_grads=True):
-    """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
+def lstm_backward_factors_tm(cache: LSTMCache, work=None):
+    """The factors of BPTT that depend only on the forward pass, for all T steps at once: (dA, dtanhc).
 
-    dhs (T, N, H) upstream gradient into every h_t, or None when nothing flows in from above (a head that
-    reads only h_T passes its gradient as dhT instead); dhT, dcT (N, H) into the final state, or None.
-    Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
-    dWh (H, 4H), db (4H,); dx lives in ``work`` when one is given. Derivation: derivations/03_backward.md.
-    weight_grads=False: return dx, dh0, dc0, dA instead, dA (T, N, 4H) holding da_t for every t, and leave
-    (B12)-(B14) to a later ``lstm_weight_grads_tm(cache, dA)`` (``pipeline.py`` runs those on the other core).
+    dA (T, N, 4H): each block of da_t without its dc_t or dh_t factor (the loop multiplies that in, in place);
+    dtanhc (T, N, H): o_t (1 - tanh^2 c_t), the factor of (B2)'s second term. ``lstm_backward_tm`` computes
+    them before its loop (``pipeline.py``: on the other core, during the forward pass). Both live in ``work``.
     """
-    with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):  # a small layer: all its products on one BLAS thread
+    with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):
         new = _fresh if work is None else work.buffer
-        x, Wx, Wh, gates, cs, tcs, hs = cache
+        gates, cs, tcs = cache.gates, cache.cs, cache.tcs
         T, N, H4 = gates.shape
         H = H4 // 4
         dt = gates.dtype
@@ -333,6 +330,29 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
         dtanhc = np.multiply(tcs, tcs, out=new("dtanhc", tcs.shape, dt))  # (B2) tanh^2 c_t
         np.subtract(1.0, dtanhc, out=dtanhc)  # (B2) 1 - tanh^2 c_t
         np.multiply(dtanhc, o, out=dtanhc)  # (B2) o_t (1 - tanh^2 c_t)
+        return dA, dtanhc
+
+
+def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None, weight_grads=True,
+                     factors=None):
+    """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
+
+    dhs (T, N, H) upstream gradient into every h_t, or None when nothing flows in from above (a head that
+    reads only h_T passes its gradient as dhT instead); dhT, dcT (N, H) into the final state, or None.
+    Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
+    dWh (H, 4H), db (4H,); dx lives in ``work`` when one is given. Derivation: derivations/03_backward.md.
+    weight_grads=False: return dx, dh0, dc0, dA instead, dA (T, N, 4H) holding da_t for every t, and leave
+    (B12)-(B14) to a later ``lstm_weight_grads_tm(cache, dA)`` (``pipeline.py`` runs those on the other core).
+    factors: ``lstm_backward_factors_tm(cache, work)`` when it has been computed already; None: computed here.
+    """
+    with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):  # a small layer: all its products on one BLAS thread
+        new = _fresh if work is None else work.buffer
+        x, Wx, Wh, gates, cs, tcs, hs = cache
+        T, N, H4 = gates.shape
+        H = H4 // 4
+        dt = gates.dtype
+        f = gates[:, :, H : 2 * H]  # (T, N, H) view of the forget gate, for (B7)
+        dA, dtanhc = lstm_backward_factors_tm(cache, work) if factors is None else factors
         WhT = np.ascontiguousarray(Wh.T)  # Wh^T, made contiguous once for the GEMM of (B10) in the loop
         dA_ifg = dA[:, :, : 3 * H].reshape(T, N, 3, H)  # a view with the i, f, g blocks on their own axis
         # dh, dc: the gradients carried from one iteration to the next (into h_t, c_t through step t+1);

@@ -258,14 +258,15 @@ class LSTMModel:
                 for l, m in enumerate(masks)]
 
     # ------------------------------------------------------------------ forward / backward
-    def _forward_tm(self, xt, state, masks, piped=False):
-        """Run the stack time-major; piped: pipelined (see ``_pipelined``). Returns (y_tm, new_state, caches, hidden)."""
+    def _forward_tm(self, xt, state, masks, piped=False, backward=False):
+        """Run the stack time-major; piped: pipelined (see ``_pipelined``), backward: a backward pass follows.
+        Returns (y_tm, new_state, caches, hidden)."""
         T, N = xt.shape[:2]
         L, H, P = self.num_layers, self.hidden_size, self.params
         new_state = np.empty((L, 2, N, H), self.dtype)
         if piped:  # the big products on a second thread, beside the loops: numpylstm/pipeline.py
             layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
-            inp, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T))
+            inp, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T), backward)
             for l, (hT, cT) in enumerate(finals):
                 new_state[l, 0], new_state[l, 1] = cT, hT
         else:
@@ -381,7 +382,7 @@ class LSTMModel:
 
     def _loss_and_grads(self, xt, target, state, masks, input_grads, piped):
         T, N = xt.shape[:2]
-        y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks, piped)
+        y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks, piped, backward=True)
         loss, dy = self._loss(y_tm, target)
 
         P, L, H = self.params, self.num_layers, self.hidden_size

@@ -27,6 +27,7 @@ thread switch interval is shortened, so the second thread gets the GIL back quic
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import sys
@@ -62,7 +63,8 @@ def worth_it(num_layers, T, N, H):
     layers and steps, BLAS allowed two or more threads (the budget this uses: this thread and one more), and a
     recurrent product big enough (N H 4H >= MIN_STEP_MACS) that the products handed over outweigh the cost of
     handing them over. The sine model (N 64, H 20) is far below; the char-RNN (32, 192) above."""
-    return num_layers >= 2 and T >= 2 and N * H * 4 * H >= MIN_STEP_MACS and blas_threads() >= 2
+    return (num_layers >= 2 and T >= 2 and N * H * 4 * H >= MIN_STEP_MACS and blas_threads() >= 2
+            and len(_cpus()) != 1)
 
 
 # ------------------------------------------------------------------------------------------ threads
@@ -78,7 +80,7 @@ class _Worker:
 
     def __init__(self):
         self.jobs = queue.PriorityQueue()
-        self.count = 0
+        self.order = itertools.count()  # ties within a priority: first queued, first run
         self.cpu = None
         threading.Thread(target=self._serve, name="numpylstm-pipeline", daemon=True).start()
 
@@ -102,8 +104,7 @@ class _Worker:
 
     def submit(self, fn, priority=0):
         done = queue.SimpleQueue()
-        self.count += 1
-        self.jobs.put((priority, self.count, fn, done))
+        self.jobs.put((priority, next(self.order), fn, done))
         return done
 
     def help(self):
@@ -114,6 +115,16 @@ class _Worker:
             except queue.Empty:
                 return
             self._run(item)
+
+    def cancel(self):
+        """Drop the queued jobs and wait for the one running to end (after a pass that failed or was
+        interrupted: its leftover jobs must not write into buffers the next pass uses)."""
+        while True:
+            try:
+                self.jobs.get_nowait()
+            except queue.Empty:
+                break
+        self.submit(lambda: None, priority=-1).get()
 
 
 _worker = None
@@ -181,6 +192,9 @@ def two_threads():
                 yield
         else:
             yield
+    except BaseException:
+        _second_thread().cancel()
+        raise
     finally:
         sys.setswitchinterval(old)
         if len(cpus) > 1:
@@ -196,15 +210,18 @@ def _cpus():
 
 
 # ------------------------------------------------------------------------------------------ the passes
-def stack_forward(params, xt, state, masks, works):
+def stack_forward(params, xt, state, masks, works, backward=False):
     """Forward through the whole stack, layer after layer, each chunk by chunk; the input part of (F1) for the
     layer above runs on the second thread as soon as a chunk is done.
 
     params: [(Wx, Wh, b)] per layer; xt (T, N, D) floats or (T, N) token ids, time-major; state (L, 2, N, H) or
     None for zeros; masks: None or one (T, N, H) dropout mask per layer (time-major), (D1); works[l][k]: the
     ``fast.Workspace`` of layer l's chunk k (each chunk keeps its own buffers until the backward pass).
+    backward: a backward pass follows; the second thread then also computes each chunk's
+    ``fast.lstm_backward_factors_tm`` (which needs only the forward pass) as soon as the chunk is done.
     Returns top (T, N, H) the top layer's output after its dropout, finals [(hT, cT)] per layer, and
-    caches[l][k], the ``fast.LSTMCache`` of layer l's chunk k. Call it inside ``two_threads()``.
+    caches[l][k], a pair: the ``fast.LSTMCache`` of layer l's chunk k and the ticket of its backward factors
+    (None without backward). Call it inside ``two_threads()``.
     """
     T, L = xt.shape[0], len(params)
     bounds = chunk_bounds(T)
@@ -212,7 +229,8 @@ def stack_forward(params, xt, state, masks, works):
     caches = [[None] * K for _ in range(L)]
     finals, outs = [], [xt[start:stop] for start, stop in bounds]
     jobs = _Jobs()
-    pre = [None] * K  # layer 0 computes its own input part (a row gather, or D = 1: cheap)
+    Wx0, _, b0 = params[0]  # layer 0's (F1) input part too (a row gather, or D = 1: cheap), ahead of its loop
+    pre = [jobs.put(lambda x=outs[k], w=works[0][k]: fast.lstm_input_tm(x, Wx0, b0, w)) for k in range(K)]
     for l in range(L):
         Wx, Wh, b = params[l]
         h, c = (None, None) if state is None else (state[l, 1], state[l, 0])
@@ -221,7 +239,10 @@ def stack_forward(params, xt, state, masks, works):
             inp = outs[k]
             p = None if pre[k] is None else jobs.get(pre[k])  # (F1) input part, from the second thread
             # (F1)-(F5) over this chunk's steps, from the state the previous chunk ended in
-            hs, (h, c), caches[l][k] = fast.lstm_forward_tm(inp, h, c, Wx, Wh, b, work=works[l][k], pre=p)
+            hs, (h, c), cache = fast.lstm_forward_tm(inp, h, c, Wx, Wh, b, work=works[l][k], pre=p)
+            factors = (jobs.put(lambda c=cache, w=works[l][k]: fast.lstm_backward_factors_tm(c, w), 1)
+                       if backward else None)  # needed only by the backward pass: priority 1
+            caches[l][k] = (cache, factors)
             outs[k] = hs if masks is None else hs * masks[l][start:stop]  # (D1) dropout on the output
             if l < L - 1:  # (S1) the layer above reads it: its (F1) input part, on the second thread
                 Wx1, _, b1 = params[l + 1]
@@ -244,7 +265,7 @@ def stack_backward(caches, dtop, dlast, masks, input_grads, works):
     """
     L, K = len(caches), len(caches[0])
     bounds, start = [], 0
-    for cache in caches[0]:
+    for cache, _ in caches[0]:
         bounds.append((start, start + cache.gates.shape[0]))
         start = bounds[-1][1]
     shares = [[None] * K for _ in range(L)]  # tickets, then (dWx, dWh, db) of layer l's chunk k
@@ -259,9 +280,10 @@ def stack_backward(caches, dtop, dlast, masks, input_grads, works):
             if masks is not None and g is not None:
                 g = g * masks[l][start:stop]  # (D2) dh = dy * m
             # (B1)-(B10) over this chunk's steps, from the (dh, dc) the chunk after it handed back
-            cache, work = caches[l][k], works[l][k]
+            (cache, factors), work = caches[l][k], works[l][k]
+            factors = None if factors is None else jobs.get(factors)  # computed during the forward pass
             _, dh, dc, dA = fast.lstm_backward_tm(g, cache, dhT=dh, dcT=dc, need_dx=False, work=work,
-                                                  weight_grads=False)
+                                                  weight_grads=False, factors=factors)
             has_dx = cache.x.ndim == 3 and (l > 0 or input_grads)
             dxs[k] = jobs.put(lambda c=cache, d=dA, w=work: fast.lstm_input_grad_tm(c, d, w)) if has_dx else None
             shares[l][k] = jobs.put(lambda c=cache, d=dA, w=work: fast.lstm_weight_grads_tm(c, d, w), 1)

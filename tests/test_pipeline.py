@@ -1,0 +1,139 @@
+"""pipeline.py, the second thread: it must change no number (beyond roundoff), lose no error, leave no setting
+changed, and never leave the second thread busy with a dead pass's work.
+
+"Equal" is test_textbook.py's: max |pipelined - plain| <= 1e-13 * max |plain| for every result, float64. The
+pipelined pass adds the weight gradients chunk by chunk (k = 0, 1, ...) where the plain pass makes one GEMM over
+all T, so the two differ by roundoff (~1e-16), and the pipelined numbers are the same from run to run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from numpylstm import LSTMModel, fast, pipeline
+from numpylstm.gradcheck import MODEL_TOL, check_model
+
+from test_textbook import assert_same, model_data, run_model
+
+# (D, H, O, L, dropout, head, loss, N, T, tokens): every head and loss, token ids, dropout, 3 layers, and the
+# chunkings: T = 2 (two chunks of one step), T = 3 (chunks of 1 and 2 steps), T = 23 (2 chunks), T = 31 (3)
+CASES = {
+    "last-mse": (3, 5, 2, 2, 0.0, "last", "mse", 4, 11, False),
+    "all-ce-ids-3layers-dropout": (7, 5, 7, 3, 0.3, "all", "softmax_ce", 4, 11, True),
+    "all-mse-dropout": (3, 4, 2, 2, 0.5, "all", "mse", 3, 23, False),
+    "last-ce": (2, 6, 3, 2, 0.0, "last", "softmax_ce", 5, 31, False),
+    "T2": (3, 4, 2, 2, 0.2, "all", "mse", 2, 2, False),
+    "T3-ids": (600, 4, 5, 2, 0.0, "all", "softmax_ce", 2, 3, True),  # V > 512: the scatter-add branch of (E2)
+}
+
+
+def pair(case):
+    D, H, O, L, dropout, head, loss, N, T, tokens = CASES[case]
+    kw = dict(num_layers=L, dropout=dropout, head=head, loss=loss, seed=3)
+    return (LSTMModel(D, H, O, pipeline=False, **kw), LSTMModel(D, H, O, pipeline=True, **kw),
+            model_data(np.random.default_rng(len(case)), D, H, O, L, head, loss, N, T, tokens))
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_pipelined_equals_plain(case):
+    plain, piped, (x, y, state) = pair(case)
+    N, T = x.shape[:2]
+    assert piped._pipelined(T, N) and not plain._pipelined(T, N)
+    masks = plain.make_masks(N, T)
+    want = run_model(plain, x, y, state, masks)
+    got = run_model(piped, x, y, state, masks)
+    assert_same(got, want)
+    assert_same(run_model(piped, x, y, state, masks), got, rtol=0.0)  # bit for bit from run to run
+    assert piped.evaluate(x, y, state)[0] == pytest.approx(plain.evaluate(x, y, state)[0], rel=1e-13)
+    # and the comparison fails on a wrong pipeline: one chunk's weight-gradient share dropped
+    real = fast.lstm_weight_grads_tm
+    calls = []
+
+    def drop_first(cache, dA, work=None):
+        calls.append(1)
+        out = real(cache, dA, work)
+        return tuple(np.zeros_like(a) for a in out) if len(calls) == 1 else out
+    pipeline.fast.lstm_weight_grads_tm = drop_first
+    try:
+        with pytest.raises(AssertionError):
+            assert_same(run_model(piped, x, y, state, masks), want)
+    finally:
+        pipeline.fast.lstm_weight_grads_tm = real
+
+
+@pytest.mark.parametrize("head, loss", [("last", "mse"), ("all", "softmax_ce")])
+def test_pipelined_model_passes_central_differences(head, loss):
+    model = LSTMModel(3, 4, 5 if loss == "softmax_ce" else 2, num_layers=2, dropout=0.25, head=head, loss=loss,
+                      seed=1, pipeline=True)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 5, 3))
+    y = rng.integers(0, 5, (2, 5)) if loss == "softmax_ce" else rng.standard_normal((2, 2))
+    rows = check_model(model, x, y, rng.standard_normal((2, 2, 2, 4)) * 0.5)
+    assert rows and all(r.max_rel < MODEL_TOL for r in rows), [(r.name, r.max_rel) for r in rows]
+
+
+def test_auto_uses_the_second_thread_only_where_it_pays(monkeypatch):
+    sine = LSTMModel(1, 20, 1, num_layers=2)
+    chars = LSTMModel(77, 192, 77, num_layers=2, head="all", loss="softmax_ce")
+    monkeypatch.setattr(pipeline, "blas_threads", lambda: 2)
+    monkeypatch.setattr(pipeline, "_cpus", lambda: {0, 1})
+    assert not sine._pipelined(20, 64) and chars._pipelined(50, 32)
+    assert not chars._pipelined(1, 32)  # one step: nothing to chunk
+    assert not LSTMModel(77, 192, 77, num_layers=1)._pipelined(50, 32)  # one layer: nothing to hand over
+    assert not LSTMModel(77, 192, 77, num_layers=2, impl="textbook")._pipelined(50, 32)
+    assert not LSTMModel(77, 192, 77, num_layers=2, cell="rnn")._pipelined(50, 32)
+    assert not LSTMModel(77, 192, 77, num_layers=2, pipeline=False)._pipelined(50, 32)
+    monkeypatch.setattr(pipeline, "blas_threads", lambda: 1)  # BLAS told to use one thread: the budget is 1 core
+    assert not chars._pipelined(50, 32)
+    assert LSTMModel(1, 2, 1, num_layers=2, pipeline=True)._pipelined(2, 1)  # True: always (an LSTM stack)
+
+
+def test_pipeline_argument_is_checked():
+    with pytest.raises(ValueError, match="pipeline must be 'auto', True or False; got 'yes'"):
+        LSTMModel(1, 2, 1, pipeline="yes")
+
+
+def test_an_error_on_the_second_thread_reaches_the_caller_and_the_next_pass_works(monkeypatch):
+    plain, piped, (x, y, state) = pair("last-mse")
+    real = fast.lstm_input_grad_tm
+
+    def boom(*args, **kwargs):
+        raise MemoryError("no room for dx")
+    monkeypatch.setattr(fast, "lstm_input_grad_tm", boom)
+    with pytest.raises(MemoryError, match="no room for dx"):
+        piped.loss_and_grads(x, y, state)
+    monkeypatch.setattr(fast, "lstm_input_grad_tm", real)
+    want = plain.loss_and_grads(x, y, state)
+    got = piped.loss_and_grads(x, y, state)
+    assert got[0] == pytest.approx(want[0], rel=1e-13)
+    assert_same(got[1], want[1])
+
+
+def test_settings_are_restored_after_a_pass_and_after_a_failed_one(monkeypatch):
+    _, piped, (x, y, state) = pair("last-mse")
+    interval = sys.getswitchinterval()
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    threads = pipeline.blas_threads()
+    piped.loss_and_grads(x, y, state)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fast, "lstm_backward_tm", boom)
+    with pytest.raises(KeyboardInterrupt):
+        piped.loss_and_grads(x, y, state)
+    assert sys.getswitchinterval() == interval
+    assert pipeline.blas_threads() == threads
+    if cpus is not None:
+        assert os.sched_getaffinity(0) == cpus
+
+
+def test_chunk_bounds_cover_the_steps_once():
+    for T in (2, 3, 9, 10, 11, 20, 50, 100, 101):
+        bounds = pipeline.chunk_bounds(T)
+        assert bounds[0][0] == 0 and bounds[-1][1] == T and len(bounds) >= 2
+        assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+    assert len(pipeline.chunk_bounds(50)) == 5 and len(pipeline.chunk_bounds(100)) == 10

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 from contextlib import nullcontext
+from functools import reduce
 
 import numpy as np
 
@@ -258,17 +259,21 @@ class LSTMModel:
                 for l, m in enumerate(masks)]
 
     # ------------------------------------------------------------------ forward / backward
-    def _forward_tm(self, xt, state, masks, piped=False, backward=False):
+    def _forward_tm(self, xt, state, masks, piped=False, backward=False, head_chunk=None):
         """Run the stack time-major; piped: pipelined (see ``_pipelined``), backward: a backward pass follows.
-        Returns (y_tm, new_state, caches, hidden)."""
+        Returns (y_tm, new_state, caches, hidden); with head_chunk (pipelined only), (the list of head_chunk's
+        results, chunk by chunk, new_state, caches, None)."""
         T, N = xt.shape[:2]
         L, H, P = self.num_layers, self.hidden_size, self.params
         new_state = np.empty((L, 2, N, H), self.dtype)
         if piped:  # the big products on a second thread, beside the loops: numpylstm/pipeline.py
             layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
-            inp, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T), backward)
+            inp, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T), backward,
+                                                         head_chunk)
             for l, (hT, cT) in enumerate(finals):
                 new_state[l, 0], new_state[l, 1] = cT, hT
+            if head_chunk is not None:
+                return inp, new_state, caches, None
         else:
             caches, inp = [], xt
             for l in range(L):
@@ -310,6 +315,26 @@ class LSTMModel:
             dx, dh0, dc0, dWx, dWh, db = textbook.lstm_backward(dhs, cache, dhT)
         dx = None if dx is None or not need_dx else np.ascontiguousarray(dx.swapaxes(0, 1))
         return dx, dh0, dc0, dWx, dWh, db
+
+    def _head_chunk(self, target, T, N):
+        """The head and the loss on one chunk of steps (start, stop, out (stop - start, N, H)), for head "all":
+        returns (the chunk's share of the loss, its terms of (H2) and (H3), its dh (H4), (stop - start, N, H)).
+
+        The loss is a mean over all T N positions; the chunk's own mean, times its share of the positions
+        (stop - start) / T, is its part of that mean, and likewise its dy. ``pipeline.py`` runs this on the
+        second thread while the top layer computes the next chunk.
+        """
+        W, b, H, O = self.params["head.W"], self.params["head.b"], self.hidden_size, self.output_size
+
+        def job(start, stop, out):
+            rows, share = (stop - start) * N, (stop - start) / T
+            hidden = out.reshape(rows, H)
+            y = hidden @ W + b  # (H1) y = h W + b, this chunk's steps
+            part = target[start * N : stop * N] if self.loss == "softmax_ce" else target[start:stop]
+            loss, dy = self._loss(y.reshape(stop - start, N, O), part)
+            dy2 = dy.reshape(rows, O) * share
+            return loss * share, hidden.T @ dy2, dy2.sum(axis=0), (dy2 @ W.T).reshape(stop - start, N, H)
+        return job
 
     def _loss(self, y_tm, target):
         if self.loss == "mse":
@@ -382,18 +407,24 @@ class LSTMModel:
 
     def _loss_and_grads(self, xt, target, state, masks, input_grads, piped):
         T, N = xt.shape[:2]
-        y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks, piped, backward=True)
-        loss, dy = self._loss(y_tm, target)
-
         P, L, H = self.params, self.num_layers, self.hidden_size
         grads = {}
-        dy2 = dy.reshape(-1, self.output_size)
-        grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
-        grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
-        dhidden = dy2 @ P["head.W"].T  # (H4) dh = dy W^T
-        # dtop: dL/dh_t of the layer being back-propagated, (T, N, H). Head "last" reads only h_T, so the top
-        # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
-        dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
+        if piped and self.head == "all":  # head and loss chunk by chunk, on the second thread: _head_chunk
+            parts, new_state, caches, _ = self._forward_tm(xt, state, masks, piped, True, self._head_chunk(target, T, N))
+            loss = sum(part[0] for part in parts)
+            grads["head.W"] = reduce(np.add, [part[1] for part in parts])  # (H2), the chunks' terms added
+            grads["head.b"] = reduce(np.add, [part[2] for part in parts])  # (H3)
+            dtop, dlast = [part[3] for part in parts], None  # (H4), chunk by chunk
+        else:
+            y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks, piped, backward=True)
+            loss, dy = self._loss(y_tm, target)
+            dy2 = dy.reshape(-1, self.output_size)
+            grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
+            grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
+            dhidden = dy2 @ P["head.W"].T  # (H4) dh = dy W^T
+            # dtop: dL/dh_t of the layer being back-propagated, (T, N, H). Head "last" reads only h_T, so the top
+            # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
+            dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dstate = np.empty((L, 2, N, H), self.dtype)
         if piped:  # the forward pass ran pipelined (caches per chunk): so does the backward
             if masks is not None and dlast is not None:

@@ -210,7 +210,7 @@ def _cpus():
 
 
 # ------------------------------------------------------------------------------------------ the passes
-def stack_forward(params, xt, state, masks, works, backward=False):
+def stack_forward(params, xt, state, masks, works, backward=False, top_job=None):
     """Forward through the whole stack, layer after layer, each chunk by chunk; the input part of (F1) for the
     layer above runs on the second thread as soon as a chunk is done.
 
@@ -219,6 +219,9 @@ def stack_forward(params, xt, state, masks, works, backward=False):
     ``fast.Workspace`` of layer l's chunk k (each chunk keeps its own buffers until the backward pass).
     backward: a backward pass follows; the second thread then also computes each chunk's
     ``fast.lstm_backward_factors_tm`` (which needs only the forward pass) as soon as the chunk is done.
+    top_job: None, or a function (start, stop, out) run on the second thread on each chunk of the top layer's
+    output as soon as it is done (``LSTMModel`` passes its head and loss); then the list of its results, chunk
+    by chunk, is returned in place of ``top``.
     Returns top (T, N, H) the top layer's output after its dropout, finals [(hT, cT)] per layer, and
     caches[l][k], a pair: the ``fast.LSTMCache`` of layer l's chunk k and the ticket of its backward factors
     (None without backward). Call it inside ``two_threads()``.
@@ -231,6 +234,7 @@ def stack_forward(params, xt, state, masks, works, backward=False):
     jobs = _Jobs()
     Wx0, _, b0 = params[0]  # layer 0's (F1) input part too (a row gather, or D = 1: cheap), ahead of its loop
     pre = [jobs.put(lambda x=outs[k], w=works[0][k]: fast.lstm_input_tm(x, Wx0, b0, w)) for k in range(K)]
+    tops = []
     for l in range(L):
         Wx, Wh, b = params[l]
         h, c = (None, None) if state is None else (state[l, 1], state[l, 0])
@@ -247,8 +251,12 @@ def stack_forward(params, xt, state, masks, works, backward=False):
             if l < L - 1:  # (S1) the layer above reads it: its (F1) input part, on the second thread
                 Wx1, _, b1 = params[l + 1]
                 next_pre[k] = jobs.put(lambda x=outs[k], W=Wx1, b=b1, w=works[l + 1][k]: fast.lstm_input_tm(x, W, b, w))
+            elif top_job is not None:  # the top layer's chunk: the head on the second thread
+                tops.append(jobs.put(lambda a=start, z=stop, o=outs[k]: top_job(a, z, o)))
         finals.append((h, c))
         pre = next_pre
+    if top_job is not None:
+        return [jobs.get(t) for t in tops], finals, caches
     return np.concatenate(outs), finals, caches
 
 
@@ -257,7 +265,8 @@ def stack_backward(caches, dtop, dlast, masks, input_grads, works):
     and the weight-gradient shares (B12)-(B14) of every chunk run on the second thread. The partner of
     ``stack_forward`` (same caches, masks and works).
 
-    dtop: (T, N, H) gradient into the top layer's outputs after dropout, or None (a head that reads only h_T);
+    dtop: (T, N, H) gradient into the top layer's outputs after dropout (or a list of its chunks), or None (a
+    head that reads only h_T);
     dlast: (N, H) gradient into the top layer's h_T (already through its dropout mask), or None.
     input_grads: also return the gradient of the bottom layer's input.
     Returns dx (T, N, D) or None, dstate [(dc0, dh0)] per layer, grads [(dWx, dWh, db)] per layer. Call it
@@ -271,7 +280,7 @@ def stack_backward(caches, dtop, dlast, masks, input_grads, works):
     shares = [[None] * K for _ in range(L)]  # tickets, then (dWx, dWh, db) of layer l's chunk k
     dstate = [None] * L
     jobs = _Jobs()
-    dxs = [None if dtop is None else dtop[a:z] for a, z in bounds]  # what flows into each chunk from above
+    dxs = list(dtop) if isinstance(dtop, list) else [None if dtop is None else dtop[a:z] for a, z in bounds]
     for l in range(L - 1, -1, -1):
         dh, dc = (dlast if l == L - 1 else None), None
         for k in range(K - 1, -1, -1):

@@ -246,13 +246,26 @@ def lstm_input_tm(x, Wx, b, work=None):
         return gates
 
 
-def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None):
+def recurrent_blocks(Wh):
+    """Wh s, the recurrent weights pre-scaled for the one tanh, as contiguous column blocks: [(cols, Wh s[:, cols])].
+
+    h_{t-1} (Wh s) is, block of columns by block of columns, h_{t-1} (Wh s)[:, cols]: the same numbers; see
+    ``_column_blocks`` for why it pays (one block, all of Wh s, when 4H is small). ``lstm_forward_tm`` makes
+    them once per call; ``pipeline.py`` once per layer for all of its chunks.
+    """
+    H = Wh.shape[0]
+    Whs = Wh * _gate_scale(H, Wh.dtype)  # Wh s: scaled like Wx and b (in lstm_input_tm)
+    return [(c, np.ascontiguousarray(Whs[:, c])) for c in _column_blocks(4 * H)]
+
+
+def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None, blocks=None):
     """Time-major forward pass of one LSTM layer (no validation; see ``lstm_forward``).
 
     x (T, N, D) floats, or (T, N) integer token ids (one-hot input done as a row gather of Wx, (E1));
     h0, c0 (N, H) or None for zeros; Wx (D, 4H); Wh (H, 4H); b (4H,).
     work: an optional ``Workspace`` whose buffers hold the results (and are reused by its next call).
     pre: ``lstm_input_tm(x, Wx, b)`` when it has been computed already (it becomes the gates array); None: computed here.
+    blocks: ``recurrent_blocks(Wh)`` when already made; None: made here.
     Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
     """
     with _layer_blas_threads(x, Wx, Wh):  # a small layer: all its products on one BLAS thread
@@ -260,10 +273,9 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None):
         T, N = x.shape[:2]
         H = Wh.shape[0]
         dt = Wh.dtype
-        s = _gate_scale(H, dt)
         s_rows, shift_rows, _ = _gate_rows(H, N, dt)
         gates = lstm_input_tm(x, Wx, b, work) if pre is None else pre  # (F1) input part, all T: (x_t Wx + b) s
-        Whs = Wh * s  # Wh s: the recurrent weights pre-scaled the same way
+        blocks = recurrent_blocks(Wh) if blocks is None else blocks  # Wh s by column blocks, for (F1)'s h_{t-1} Wh s
         hs = new("hs", (T + 1, N, H), dt)
         cs = new("cs", (T + 1, N, H), dt)
         # hs[k] holds h_k and cs[k] holds c_k, k = 0..T. The loop index t (0-based) is the derivation's step t+1,
@@ -273,14 +285,10 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None):
         tcs = new("tcs", (T, N, H), dt)
         rec = np.empty((N, 4 * H), dt)
         ig = np.empty((N, H), dt)
-        # Whs as contiguous column blocks (one block, Whs itself, when 4H is small): h_{t-1} Whs is, block of
-        # columns by block of columns, h_{t-1} Whs[:, cols]. Same numbers; see _column_blocks for why it pays.
-        cols = _column_blocks(4 * H)
-        Whs_cols = [np.ascontiguousarray(Whs[:, c]) for c in cols]
         with _loop_blas_threads(N * H * 4 * H):  # the loop's small products on LOOP_BLAS_THREADS threads
             for t in range(T):
                 a = gates[t]  # a view: the lines below turn this step's pre-activation into its activations in place
-                for c, Whs_c in zip(cols, Whs_cols):
+                for c, Whs_c in blocks:
                     np.matmul(hs[t], Whs_c, out=rec[:, c])  # (F1) recurrent part h_{t-1} Wh s, all four gates, by columns
                 np.add(a, rec, out=a)  # (F1) s a_t = (x_t Wx + h_{t-1} Wh + b) s
                 np.tanh(a, out=a)  # tanh(s a_t): on the g block this is already (F3) g_t = tanh(a_t)
@@ -334,7 +342,7 @@ def lstm_backward_factors_tm(cache: LSTMCache, work=None):
 
 
 def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None, weight_grads=True,
-                     factors=None):
+                     factors=None, WhT=None):
     """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
 
     dhs (T, N, H) upstream gradient into every h_t, or None when nothing flows in from above (a head that
@@ -344,6 +352,7 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
     weight_grads=False: return dx, dh0, dc0, dA instead, dA (T, N, 4H) holding da_t for every t, and leave
     (B12)-(B14) to a later ``lstm_weight_grads_tm(cache, dA)`` (``pipeline.py`` runs those on the other core).
     factors: ``lstm_backward_factors_tm(cache, work)`` when it has been computed already; None: computed here.
+    WhT: ``np.ascontiguousarray(Wh.T)`` when already made; None: made here.
     """
     with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):  # a small layer: all its products on one BLAS thread
         new = _fresh if work is None else work.buffer
@@ -353,7 +362,7 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
         dt = gates.dtype
         f = gates[:, :, H : 2 * H]  # (T, N, H) view of the forget gate, for (B7)
         dA, dtanhc = lstm_backward_factors_tm(cache, work) if factors is None else factors
-        WhT = np.ascontiguousarray(Wh.T)  # Wh^T, made contiguous once for the GEMM of (B10) in the loop
+        WhT = np.ascontiguousarray(Wh.T) if WhT is None else WhT  # Wh^T, contiguous, for the GEMM of (B10) in the loop
         dA_ifg = dA[:, :, : 3 * H].reshape(T, N, 3, H)  # a view with the i, f, g blocks on their own axis
         # dh, dc: the gradients carried from one iteration to the next (into h_t, c_t through step t+1);
         # at t = T they start as dhT, dcT (copied: the loop writes into them).

@@ -223,8 +223,8 @@ def stack_forward(params, xt, state, masks, works, backward=False, top_job=None)
     output as soon as it is done (``LSTMModel`` passes its head and loss); then the list of its results, chunk
     by chunk, is returned in place of ``top``.
     Returns top (T, N, H) the top layer's output after its dropout, finals [(hT, cT)] per layer, and
-    caches[l][k], a pair: the ``fast.LSTMCache`` of layer l's chunk k and the ticket of its backward factors
-    (None without backward). Call it inside ``two_threads()``.
+    caches[l][k], a triple: the ``fast.LSTMCache`` of layer l's chunk k, the ticket of its backward factors
+    and, for k = 0, of the layer's contiguous Wh^T (both None without backward). Call it inside ``two_threads()``.
     """
     T, L = xt.shape[0], len(params)
     bounds = chunk_bounds(T)
@@ -237,16 +237,18 @@ def stack_forward(params, xt, state, masks, works, backward=False, top_job=None)
     tops = []
     for l in range(L):
         Wx, Wh, b = params[l]
+        blocks = fast.recurrent_blocks(Wh)  # once for all chunks
+        WhT = jobs.put(lambda W=Wh: np.ascontiguousarray(W.T), 1) if backward else None  # for (B10), all chunks
         h, c = (None, None) if state is None else (state[l, 1], state[l, 0])
         next_pre = [None] * K
         for k, (start, stop) in enumerate(bounds):
             inp = outs[k]
             p = None if pre[k] is None else jobs.get(pre[k])  # (F1) input part, from the second thread
             # (F1)-(F5) over this chunk's steps, from the state the previous chunk ended in
-            hs, (h, c), cache = fast.lstm_forward_tm(inp, h, c, Wx, Wh, b, work=works[l][k], pre=p)
+            hs, (h, c), cache = fast.lstm_forward_tm(inp, h, c, Wx, Wh, b, work=works[l][k], pre=p, blocks=blocks)
             factors = (jobs.put(lambda c=cache, w=works[l][k]: fast.lstm_backward_factors_tm(c, w), 1)
                        if backward else None)  # needed only by the backward pass: priority 1
-            caches[l][k] = (cache, factors)
+            caches[l][k] = (cache, factors, WhT if k == 0 else None)
             outs[k] = hs if masks is None else hs * masks[l][start:stop]  # (D1) dropout on the output
             if l < L - 1:  # (S1) the layer above reads it: its (F1) input part, on the second thread
                 Wx1, _, b1 = params[l + 1]
@@ -274,7 +276,7 @@ def stack_backward(caches, dtop, dlast, masks, input_grads, works):
     """
     L, K = len(caches), len(caches[0])
     bounds, start = [], 0
-    for cache, _ in caches[0]:
+    for cache, _, _ in caches[0]:
         bounds.append((start, start + cache.gates.shape[0]))
         start = bounds[-1][1]
     shares = [[None] * K for _ in range(L)]  # tickets, then (dWx, dWh, db) of layer l's chunk k
@@ -283,16 +285,18 @@ def stack_backward(caches, dtop, dlast, masks, input_grads, works):
     dxs = list(dtop) if isinstance(dtop, list) else [None if dtop is None else dtop[a:z] for a, z in bounds]
     for l in range(L - 1, -1, -1):
         dh, dc = (dlast if l == L - 1 else None), None
+        WhT = caches[l][0][2]
+        WhT = None if WhT is None else jobs.get(WhT)
         for k in range(K - 1, -1, -1):
             start, stop = bounds[k]
             g = dxs[k] if l == L - 1 or dxs[k] is None else jobs.get(dxs[k])  # (S2) the layer above's dx
             if masks is not None and g is not None:
                 g = g * masks[l][start:stop]  # (D2) dh = dy * m
             # (B1)-(B10) over this chunk's steps, from the (dh, dc) the chunk after it handed back
-            (cache, factors), work = caches[l][k], works[l][k]
+            (cache, factors, _), work = caches[l][k], works[l][k]
             factors = None if factors is None else jobs.get(factors)  # computed during the forward pass
             _, dh, dc, dA = fast.lstm_backward_tm(g, cache, dhT=dh, dcT=dc, need_dx=False, work=work,
-                                                  weight_grads=False, factors=factors)
+                                                  weight_grads=False, factors=factors, WhT=WhT)
             has_dx = cache.x.ndim == 3 and (l > 0 or input_grads)
             dxs[k] = jobs.put(lambda c=cache, d=dA, w=work: fast.lstm_input_grad_tm(c, d, w)) if has_dx else None
             shares[l][k] = jobs.put(lambda c=cache, d=dA, w=work: fast.lstm_weight_grads_tm(c, d, w), 1)

@@ -7,7 +7,9 @@ the arithmetic rearranged for speed: the input GEMM hoisted out of the time loop
 gates over pre-scaled weights, the backward factors computed for all T before the loop, time-major
 contiguous slices, weight gradients as one GEMM after the loop, reused buffers (``Workspace``), and one-hot
 input as a row gather whose gradient is a GEMM. ``derivations/10_making_it_fast.md`` walks from textbook.py
-to this file one transformation at a time, each stated as an equality.
+to this file one transformation at a time, each stated as an equality. The parts of the pair that are not in
+a time loop are functions of their own (``lstm_input_tm``, ``recurrent_blocks``, ``lstm_backward_factors_tm``,
+``lstm_input_grad_tm``, ``lstm_weight_grads_tm``), so that ``pipeline.py`` can run them on a second thread.
 
 Derivation of the equations themselves: ``derivations/02_forward.md`` (labels F1-F5, E1) and
 ``derivations/03_backward.md`` (labels B1-B14, E2). The comment on each line that computes a number says

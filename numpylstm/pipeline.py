@@ -82,6 +82,7 @@ class _Worker:
         self.jobs = queue.PriorityQueue()
         self.order = itertools.count()  # ties within a priority: first queued, first run
         self.cpu = None
+        self.pid = os.getpid()
         threading.Thread(target=self._serve, name="numpylstm-pipeline", daemon=True).start()
 
     def _serve(self):
@@ -132,9 +133,11 @@ _worker_lock = threading.Lock()
 
 
 def _second_thread():
+    """The process's second thread (made on first use, and again in a child process after a fork, which
+    inherits the variable but not the thread)."""
     global _worker
     with _worker_lock:
-        if _worker is None:
+        if _worker is None or _worker.pid != os.getpid():
             _worker = _Worker()
     return _worker
 
@@ -179,6 +182,16 @@ def two_threads():
     one 2-thread product between the passes (say the head's) leaves a spinning thread that takes a core from
     the two threads here; measured, that undid the whole gain.
     """
+    with _pass_lock:  # one pipelined pass at a time in a process (two would share the second thread and a core)
+        with _two_threads():
+            yield
+
+
+_pass_lock = threading.RLock()
+
+
+@contextmanager
+def _two_threads():
     blas = fast.blas_controller()
     old = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)

@@ -137,3 +137,29 @@ def test_chunk_bounds_cover_the_steps_once():
         assert bounds[0][0] == 0 and bounds[-1][1] == T and len(bounds) >= 2
         assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
     assert len(pipeline.chunk_bounds(50)) == 5 and len(pipeline.chunk_bounds(100)) == 10
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_second_thread():
+    """A child process inherits the module's worker variable but not the thread: it must make its own (else
+    its first pipelined pass would wait forever for a thread that does not exist)."""
+    import time
+    _, piped, (x, y, state) = pair("last-mse")
+    want = piped.loss_and_grads(x, y, state)[0]  # the parent's second thread now exists
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os._exit(0 if piped.loss_and_grads(x, y, state)[0] == want else 1)
+        except BaseException:  # noqa: BLE001
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's pipelined pass hung")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

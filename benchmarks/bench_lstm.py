@@ -60,6 +60,7 @@ CONFIGS = {
 }
 VOCAB = 77  # distinct characters in anna.txt
 IMPLS = ("fast", "textbook", "torch")
+EXTRA_IMPLS = ("plain",)  # on request: fast with the pipeline off (LSTMModel(pipeline=False)), for comparison
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -215,9 +216,9 @@ def worker(job):
     elif job["impl"] == "torch":
         step = torch_step(job["info"], job["dtype"])
     piped = False
-    if job["impl"] in ("fast", "textbook"):
-        step, piped = numpy_step(job["info"], job["dtype"], job["impl"], job.get("loop_threads", "1"),
-                                 job.get("pipeline", "auto"))
+    if job["impl"] in ("fast", "textbook", "plain"):
+        impl, pipe = ("fast", "off") if job["impl"] == "plain" else (job["impl"], job.get("pipeline", "auto"))
+        step, piped = numpy_step(job["info"], job["dtype"], impl, job.get("loop_threads", "1"), pipe)
     times = time_steps(step, job["seconds"], job["warmup_seconds"])
     out = dict(times=times, numpy=np.__version__, pipelined=piped,
                blas=[dict(api=p.get("internal_api"), version=p.get("version"), kernel=p.get("architecture"),
@@ -272,7 +273,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="CI smoke run: 0.2 s per timing, one round, one thread, C at T=20")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
-    ap.add_argument("--impls", default=",".join(IMPLS), help="comma-separated subset of " + ",".join(IMPLS))
+    ap.add_argument("--impls", default=",".join(IMPLS),
+                    help="comma-separated subset of " + ",".join(IMPLS + EXTRA_IMPLS) + " (plain: fast without "
+                         "the pipeline's second thread)")
     ap.add_argument("--threads", default=None,
                     help=f"comma-separated thread counts (default: 1,{os.cpu_count()}; --quick: 1)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -305,8 +308,8 @@ def main(argv=None):
         if c not in CONFIGS:
             ap.error(f"unknown config {c!r}; choose from {', '.join(CONFIGS)}")
     for i in impls:
-        if i not in IMPLS:
-            ap.error(f"unknown implementation {i!r}; choose from {', '.join(IMPLS)}")
+        if i not in IMPLS + EXTRA_IMPLS:
+            ap.error(f"unknown implementation {i!r}; choose from {', '.join(IMPLS + EXTRA_IMPLS)}")
     if any(t < 1 for t in threads):
         ap.error("--threads must be positive integers")
     if "torch" in impls and not torch_available():
@@ -360,7 +363,7 @@ def main(argv=None):
     print(f"\nNumPy {some['numpy']} ({blas}){tv}")
     print(f"\n{args.dtype}, ms per training step (spread between rounds); ratio = numpylstm fast / PyTorch "
           f"(below 1: numpylstm is faster)\n")
-    head = ["threads", "config (N, T, H, layers)"] + [dict(fast="numpylstm fast", textbook="numpylstm textbook",
+    head = ["threads", "config (N, T, H, layers)"] + [dict(fast="numpylstm fast", plain="fast, pipeline off", textbook="numpylstm textbook",
                                                            torch="PyTorch")[i] for i in impls]
     both = "fast" in impls and "torch" in impls
     if both:

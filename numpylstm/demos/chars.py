@@ -41,9 +41,10 @@ class CharSettings:
     """Everything that determines a char-RNN run (stored in its checkpoints).
 
     Defaults: Udacity's 2 layers, Adam and global-norm clip 5, sized by measurement for 10 minutes on two
-    CPU cores (an earlier session's machine, OpenBLAS Haswell kernel, one BLAS thread; the README gives this
-    session's figures: 24,216 chars/s and 1.2635 nats/char with two threads), float32 (2.2x the chars/s of
-    float64); ``demo.py chars`` runs BLAS on all cores (on an idle machine 1.3x faster than one thread):
+    CPU cores (an earlier session's machine, OpenBLAS Haswell kernel, one BLAS thread; the README gives the
+    latest figures: 30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
+    float64); ``demo.py chars`` lets BLAS use all cores, so that on two or more the model runs pipelined
+    (``numpylstm/pipeline.py``: a second thread for the big products beside the time loops):
     - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 59k, 192: 29k, 256: 18k chars/s);
       run side by side for the same minutes, 2 x 192 beat 2 x 256 (1.45 vs 1.51 nats/char after 6 minutes).
     - n_seqs 32 x n_steps 50: the same chars/s as 32 x 100 but twice the updates per character read.

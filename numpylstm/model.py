@@ -81,7 +81,7 @@ class LSTMModel:
         self.dtype = chk.resolve_dtype(dtype)
         self.impl = chk.choice("impl", impl, IMPLS)
         self.cell = chk.choice("cell", cell, CELLS)
-        if pipeline not in ("auto", True, False):
+        if not (isinstance(pipeline, bool) or (isinstance(pipeline, str) and pipeline == "auto")):
             raise ValueError(f"pipeline must be 'auto', True or False; got {pipeline!r}")
         self.pipeline = pipeline
         self.rng = np.random.default_rng(seed)
@@ -268,12 +268,13 @@ class LSTMModel:
         new_state = np.empty((L, 2, N, H), self.dtype)
         if piped:  # the big products on a second thread, beside the loops: numpylstm/pipeline.py
             layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
-            inp, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T), backward,
-                                                         head_chunk)
+            outs, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T), backward,
+                                                          head_chunk)
             for l, (hT, cT) in enumerate(finals):
                 new_state[l, 0], new_state[l, 1] = cT, hT
             if head_chunk is not None:
-                return inp, new_state, caches, None
+                return outs, new_state, caches, None
+            inp = np.concatenate(outs) if self.head == "all" else outs[-1]  # head "last" reads only h_T
         else:
             caches, inp = [], xt
             for l in range(L):

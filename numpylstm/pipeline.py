@@ -6,6 +6,9 @@ any time loop to a second thread, which runs them while this thread goes on with
 
 - forward, the input part of (F1) for layer l+1, ``lstm_input_tm`` = (x_t Wx + b) s over a chunk's steps,
   as soon as layer l has finished that chunk (the loop of layer l+1 then starts on a ready array);
+- also during the forward pass, each chunk's backward factors (``fast.lstm_backward_factors_tm``, step 5 of
+  chapter 10: they need only the forward pass), each layer's contiguous Wh^T, and (head "all") the head and
+  the loss of each finished chunk of the top layer;
 - backward, (B11) dx = da Wx^T of each chunk, which the layer below needs next, and the chunk's share of the
   weight gradients (B12)-(B14); the weight gradients are sums over the steps, so the shares of the chunks
   add up to the one-GEMM result, and they are added in a fixed order (k = 0, 1, ...): the same numbers on
@@ -22,7 +25,9 @@ do overlap. While a pass runs, BLAS is held to one thread per call (two threads,
 thread switch interval is shortened, so the second thread gets the GIL back quickly after each product.
 
 ``LSTMModel`` uses this when NumPy's BLAS may use at least two threads and the layers are big enough
-(``worth_it``); derivations/10_making_it_fast.md, section 10.13, explains and measures it.
+(``worth_it``); derivations/10_making_it_fast.md, section 10.13, explains and measures it. One pipelined pass
+runs at a time in a process; the "auto" decision reads the BLAS thread count, which a pass running on another
+thread of the same process holds at 1 (such a caller then runs the plain pass: same numbers up to rounding).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import os
 import queue
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import reduce
 
 import numpy as np
@@ -60,9 +65,10 @@ def blas_threads():
 
 def worth_it(num_layers, T, N, H):
     """True when a pipelined pass should beat the plain one on this machine, as it is set now: two or more
-    layers and steps, BLAS allowed two or more threads (the budget this uses: this thread and one more), and a
-    recurrent product big enough (N H 4H >= MIN_STEP_MACS) that the products handed over outweigh the cost of
-    handing them over. The sine model (N 64, H 20) is far below; the char-RNN (32, 192) above."""
+    layers and steps, BLAS allowed two or more threads (the budget this uses: this thread and one more), this
+    process not held to a single CPU, and a recurrent product big enough (N H 4H >= MIN_STEP_MACS) that the
+    products handed over outweigh the cost of handing them over. The sine model (N 64, H 20) is far below;
+    the char-RNN (32, 192) above."""
     return (num_layers >= 2 and T >= 2 and N * H * 4 * H >= MIN_STEP_MACS and blas_threads() >= 2
             and len(_cpus()) != 1)
 
@@ -71,9 +77,10 @@ def worth_it(num_layers, T, N, H):
 class _Worker:
     """A daemon thread that runs queued jobs, most urgent first, for the life of the process.
 
-    Jobs wait in a priority queue: 0 for a product the loop on the other thread will need next, 1 for one
-    only needed at the end (a weight-gradient share). ``help()`` lets the caller take queued jobs itself once
-    its own loops are done. On Linux the thread keeps to the last CPU it may use: left free to move, the
+    Jobs wait in a priority queue: 0 for a product a loop will need as soon as it gets there (an input part, a
+    dx, a chunk's head), 1 for one needed later (the backward factors and Wh^T, made during the forward pass
+    for the backward pass; the weight-gradient shares, needed only at the end); -1 for ``cancel``'s marker.
+    ``help()`` lets the caller take queued jobs itself once its own loops are done. On Linux the thread keeps to the last CPU it may use: left free to move, the
     scheduler tends to wake it on the CPU of the thread that woke it, and the two then share one core for
     milliseconds (measured: the passes came out no faster than one thread).
     """
@@ -90,18 +97,30 @@ class _Worker:
             self._run(self.jobs.get())
 
     @staticmethod
-    def _run(item):
+    def _run(item, here=False):
+        """Run one job and put (ok, result or exception) into its ticket. here: on the caller's own thread
+        (``help``), where a KeyboardInterrupt or SystemExit must go on up, not into the ticket."""
         _, _, fn, done = item
         try:
-            done.put((True, fn()))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
+            value = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
             done.put((False, exc))
+            return
+        except BaseException as exc:
+            done.put((False, exc))
+            if here:
+                raise
+            return
+        done.put((True, value))
 
     def pin(self, cpu):
-        """Keep the thread to this CPU from now on (Linux; asked once: the thread pins itself)."""
+        """Keep the thread to this CPU from now on (Linux; the thread pins itself). False if that failed."""
         if self.cpu != cpu:
+            ok, _ = self.submit(lambda: os.sched_setaffinity(0, {cpu})).get()
+            if not ok:
+                return False
             self.cpu = cpu
-            self.submit(lambda: os.sched_setaffinity(0, {cpu})).get()
+        return True
 
     def submit(self, fn, priority=0):
         done = queue.SimpleQueue()
@@ -115,7 +134,7 @@ class _Worker:
                 item = self.jobs.get_nowait()
             except queue.Empty:
                 return
-            self._run(item)
+            self._run(item, here=True)
 
     def cancel(self):
         """Drop the queued jobs and wait for the one running to end (after a pass that failed or was
@@ -130,6 +149,17 @@ class _Worker:
 
 _worker = None
 _worker_lock = threading.Lock()
+
+
+def _after_fork_in_child():
+    """A child process has none of the parent's threads: forget the second thread and unlock what a parent's
+    thread may have held at the fork (the child makes its own on first use)."""
+    global _worker, _worker_lock, _pass_lock, _inside
+    _worker, _worker_lock, _pass_lock, _inside = None, threading.Lock(), threading.Lock(), threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _second_thread():
@@ -182,36 +212,41 @@ def two_threads():
     one 2-thread product between the passes (say the head's) leaves a spinning thread that takes a core from
     the two threads here; measured, that undid the whole gain.
     """
+    if getattr(_inside, "pass_", False):  # already inside a pass on this thread: its settings hold
+        yield
+        return
     with _pass_lock:  # one pipelined pass at a time in a process (two would share the second thread and a core)
-        with _two_threads():
-            yield
+        _inside.pass_ = True
+        try:
+            with _two_threads():
+                yield
+        finally:
+            _inside.pass_ = False
 
 
-_pass_lock = threading.RLock()
+_pass_lock = threading.Lock()
+_inside = threading.local()
 
 
 @contextmanager
 def _two_threads():
     blas = fast.blas_controller()
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    cpus = _cpus()
-    if len(cpus) > 1:  # this thread on the first CPU, the second thread on the last (see _Worker)
-        _second_thread().pin(max(cpus))
-        os.sched_setaffinity(0, {min(cpus)})
-    try:
+    with ExitStack() as undo:  # every setting is put back, in reverse order, however the pass ends
+        old = sys.getswitchinterval()
+        undo.callback(sys.setswitchinterval, old)
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        cpus = _cpus()
+        if len(cpus) > 1:  # this thread on the first CPU, the second thread on the last (see _Worker)
+            undo.callback(os.sched_setaffinity, 0, cpus)
+            if _second_thread().pin(max(cpus)):
+                os.sched_setaffinity(0, {min(cpus)})
         if blas:
-            with blas.limit(limits=1):
-                yield
-        else:
+            undo.enter_context(blas.limit(limits=1))
+        try:
             yield
-    except BaseException:
-        _second_thread().cancel()
-        raise
-    finally:
-        sys.setswitchinterval(old)
-        if len(cpus) > 1:
-            os.sched_setaffinity(0, cpus)
+        except BaseException:
+            _second_thread().cancel()  # before BLAS gets its threads back: the job running may be a product
+            raise
 
 
 def _cpus():
@@ -234,8 +269,9 @@ def stack_forward(params, xt, state, masks, works, backward=False, top_job=None)
     ``fast.lstm_backward_factors_tm`` (which needs only the forward pass) as soon as the chunk is done.
     top_job: None, or a function (start, stop, out) run on the second thread on each chunk of the top layer's
     output as soon as it is done (``LSTMModel`` passes its head and loss); then the list of its results, chunk
-    by chunk, is returned in place of ``top``.
-    Returns top (T, N, H) the top layer's output after its dropout, finals [(hT, cT)] per layer, and
+    by chunk, is returned in place of the outputs.
+    Returns outs, the top layer's output after its dropout as a list of (steps in chunk, N, H) arrays, chunk
+    by chunk (``np.concatenate(outs)`` is the (T, N, H) whole), finals [(hT, cT)] per layer, and
     caches[l][k], a triple: the ``fast.LSTMCache`` of layer l's chunk k, the ticket of its backward factors
     and, for k = 0, of the layer's contiguous Wh^T (both None without backward). Call it inside ``two_threads()``.
     """
@@ -272,7 +308,7 @@ def stack_forward(params, xt, state, masks, works, backward=False, top_job=None)
         pre = next_pre
     if top_job is not None:
         return [jobs.get(t) for t in tops], finals, caches
-    return np.concatenate(outs), finals, caches
+    return outs, finals, caches
 
 
 def stack_backward(caches, dtop, dlast, masks, input_grads, works):

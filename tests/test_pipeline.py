@@ -25,7 +25,8 @@ CASES = {
     "last-mse": (3, 5, 2, 2, 0.0, "last", "mse", 4, 11, False),
     "all-ce-ids-3layers-dropout": (7, 5, 7, 3, 0.3, "all", "softmax_ce", 4, 11, True),
     "all-mse-dropout": (3, 4, 2, 2, 0.5, "all", "mse", 3, 23, False),
-    "last-ce": (2, 6, 3, 2, 0.0, "last", "softmax_ce", 5, 31, False),
+    "last-ce-dropout": (2, 6, 3, 2, 0.3, "last", "softmax_ce", 5, 31, False),
+    "last-mse-ids-dropout-4layers": (9, 5, 2, 4, 0.25, "last", "mse", 3, 26, True),
     "T2": (3, 4, 2, 2, 0.2, "all", "mse", 2, 2, False),
     "T3-ids": (600, 4, 5, 2, 0.0, "all", "softmax_ce", 2, 3, True),  # V > 512: the scatter-add branch of (E2)
 }
@@ -49,7 +50,8 @@ def test_pipelined_equals_plain(case):
     assert_same(got, want)
     assert_same(run_model(piped, x, y, state, masks), got, rtol=0.0)  # bit for bit from run to run
     assert piped.evaluate(x, y, state)[0] == pytest.approx(plain.evaluate(x, y, state)[0], rel=1e-13)
-    # and the comparison fails on a wrong pipeline: one chunk's weight-gradient share dropped
+    # and the comparison fails on a wrong pipeline: one chunk's weight-gradient share dropped (the pass really
+    # ran in chunks: one share per layer and chunk)
     real = fast.lstm_weight_grads_tm
     calls = []
 
@@ -63,6 +65,30 @@ def test_pipelined_equals_plain(case):
             assert_same(run_model(piped, x, y, state, masks), want)
     finally:
         pipeline.fast.lstm_weight_grads_tm = real
+    assert len(calls) == piped.num_layers * len(pipeline.chunk_bounds(T)) and len(pipeline.chunk_bounds(T)) >= 2
+
+
+@pytest.mark.parametrize("case", ["last-mse", "all-ce-ids-3layers-dropout"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_pipelined_equals_plain_without_masks_or_state(case, dtype):
+    """No masks (train=False, or dropout 0 with masks drawn inside) and no initial state: the None paths."""
+    D, H, O, L, dropout, head, loss, N, T, tokens = CASES[case]
+    kw = dict(num_layers=L, dropout=dropout, head=head, loss=loss, seed=3, dtype=dtype)
+    plain, piped = LSTMModel(D, H, O, pipeline=False, **kw), LSTMModel(D, H, O, pipeline=True, **kw)
+    x, y, _ = model_data(np.random.default_rng(7), D, H, O, L, head, loss, N, T, tokens)
+    if not tokens:
+        x = x.astype(dtype)
+    if loss == "mse":
+        y = y.astype(dtype)
+    rtol = 1e-13 if dtype == "float64" else 1e-5
+    for train in (False, True):
+        if train and dropout:
+            continue  # fresh masks from each model's rng: test_pipelined_equals_plain fixes them instead
+        a = plain.loss_and_grads(x, y, None, train=train, input_grads=True)
+        b = piped.loss_and_grads(x, y, None, train=train, input_grads=True)
+        assert b[0] == pytest.approx(a[0], rel=rtol)
+        assert_same(b[1], a[1], rtol=rtol)
+        assert_same({"final": b[2], "dstate": b[3]["state"]}, {"final": a[2], "dstate": a[3]["state"]}, rtol=rtol)
 
 
 @pytest.mark.parametrize("head, loss", [("last", "mse"), ("all", "softmax_ce")])
@@ -93,8 +119,9 @@ def test_auto_uses_the_second_thread_only_where_it_pays(monkeypatch):
 
 
 def test_pipeline_argument_is_checked():
-    with pytest.raises(ValueError, match="pipeline must be 'auto', True or False; got 'yes'"):
-        LSTMModel(1, 2, 1, pipeline="yes")
+    for bad in ("yes", 0, 1, None, np.False_):
+        with pytest.raises(ValueError, match="pipeline must be 'auto', True or False; got "):
+            LSTMModel(1, 2, 1, pipeline=bad)
 
 
 def test_an_error_on_the_second_thread_reaches_the_caller_and_the_next_pass_works(monkeypatch):
@@ -129,6 +156,41 @@ def test_settings_are_restored_after_a_pass_and_after_a_failed_one(monkeypatch):
     assert pipeline.blas_threads() == threads
     if cpus is not None:
         assert os.sched_getaffinity(0) == cpus
+    # and the pass released its lock: another thread can take it at once
+    import threading
+    got = []
+    t = threading.Thread(target=lambda: got.append(pipeline._pass_lock.acquire(blocking=False)))
+    t.start()
+    t.join()
+    assert got == [True]
+    pipeline._pass_lock.release()
+
+
+def test_a_failed_pass_cancels_its_queued_jobs(monkeypatch):
+    """After a pass fails, no job of it may still run: it would write into chunk buffers the next pass uses."""
+    import time
+    _, piped, (x, y, state) = pair("last-mse-ids-dropout-4layers")
+    jobs = piped.num_layers * len(pipeline.chunk_bounds(x.shape[1]))  # one factor job per layer and chunk
+    ran, calls = [], []
+    real_factors, real_forward = fast.lstm_backward_factors_tm, fast.lstm_forward_tm
+
+    def slow_factors(cache, work=None):  # queued during the forward pass, one per layer and chunk
+        time.sleep(0.03)
+        ran.append(1)
+        return real_factors(cache, work)
+
+    def forward_failing_last(*args, **kwargs):  # the forward pass fails at its last chunk: factor jobs queued
+        calls.append(1)
+        if len(calls) == jobs:
+            raise KeyboardInterrupt
+        return real_forward(*args, **kwargs)
+    monkeypatch.setattr(fast, "lstm_backward_factors_tm", slow_factors)
+    monkeypatch.setattr(fast, "lstm_forward_tm", forward_failing_last)
+    with pytest.raises(KeyboardInterrupt):
+        piped.loss_and_grads(x, y, state)
+    after = len(ran)
+    time.sleep(0.03 * jobs)  # time enough for every queued factor job
+    assert len(ran) == after < jobs - 1
 
 
 def test_chunk_bounds_cover_the_steps_once():

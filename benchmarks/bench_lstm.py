@@ -117,14 +117,16 @@ def make_problem(info, dtype, seed=0):
 
 
 def numpy_step(info, dtype, impl, loop_threads="1", pipeline="auto"):
-    """numpylstm's step; also returns whether it runs pipelined (a second thread for the big products)."""
+    """numpylstm's step; also returns whether it runs pipelined (a second thread for the big products).
+
+    pipeline: "auto" (the model's default) or False (the "plain" implementation: fast, second thread off)."""
     from numpylstm import fast
 
     if loop_threads == "all":  # the time loops' products on all of BLAS's threads (fast.LOOP_BLAS_THREADS = None)
         fast.LOOP_BLAS_THREADS = None
     model, x, y = make_problem(info, dtype)
     model.impl = impl
-    model.pipeline = {"auto": "auto", "off": False}[pipeline]
+    model.pipeline = pipeline
 
     def step():
         model.loss_and_grads(x, y)
@@ -217,7 +219,7 @@ def worker(job):
         step = torch_step(job["info"], job["dtype"])
     piped = False
     if job["impl"] in ("fast", "textbook", "plain"):
-        impl, pipe = ("fast", "off") if job["impl"] == "plain" else (job["impl"], job.get("pipeline", "auto"))
+        impl, pipe = ("fast", False) if job["impl"] == "plain" else (job["impl"], "auto")
         step, piped = numpy_step(job["info"], job["dtype"], impl, job.get("loop_threads", "1"), pipe)
     times = time_steps(step, job["seconds"], job["warmup_seconds"])
     out = dict(times=times, numpy=np.__version__, pipelined=piped,
@@ -286,9 +288,6 @@ def main(argv=None):
                     help="numpylstm fast's own BLAS thread choice: 1 (its default, fast.LOOP_BLAS_THREADS: the "
                          "time loops' products and small layers on one thread) or all (every product on all of "
                          "--threads, as before)")
-    ap.add_argument("--pipeline", default="auto", choices=("auto", "off"),
-                    help="numpylstm fast's second thread (numpylstm/pipeline.py): auto (its default: on where it "
-                         "pays, when BLAS may use 2+ threads) or off")
     ap.add_argument("--seq-len", type=int, default=None, help="override T of every configuration (smoke tests)")
     ap.add_argument("--gemm-n", type=int, default=None, help="size of the reference a @ b (2048; 0 skips it)")
     args = ap.parse_args(argv)
@@ -333,8 +332,7 @@ def main(argv=None):
                 order = impls[r % len(impls):] + impls[:r % len(impls)]
                 for impl in order:
                     out = run_job(dict(impl=impl, info=info, config=c, dtype=args.dtype, threads=th,
-                                       seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads,
-                                       pipeline=args.pipeline))
+                                       seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads))
                     per_impl[impl].append(out["times"])
                     if out.get("pipelined"):
                         piped.add((th, c, impl))

@@ -123,7 +123,8 @@ def _column_blocks(n):
 # loses badly (a thread that waits for a descheduled partner: 1.6 ms instead of 0.28 for N 32, H 256 on two
 # shared cores). So the loops run them on LOOP_BLAS_THREADS threads (None: whatever NumPy's BLAS is set to),
 # while the big products before and after the loops (input projection, dx, dWx, dWh) keep all of BLAS's
-# threads. Switching needs threadpoolctl (optional; without it nothing is switched); about 16 us per loop.
+# threads. Switching goes through threadpoolctl (installed with numpylstm; where it cannot drive the BLAS, nothing
+# is switched); about 16 us per loop.
 LOOP_BLAS_THREADS = 1
 _blas = None  # threadpoolctl's controller of NumPy's BLAS, made on first use; False when unavailable
 
@@ -148,7 +149,7 @@ def blas_controller():
     global _blas
     if _blas is None:
         try:
-            from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - optional, imported on first use
+            from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - imported on first use
 
             _blas = ThreadpoolController().select(user_api="blas")
         except Exception:  # noqa: BLE001 - not installed, or a BLAS it cannot drive: leave the threads alone

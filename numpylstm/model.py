@@ -321,8 +321,8 @@ class LSTMModel:
         """The head and the loss on one chunk of steps (start, stop, out (stop - start, N, H)), for head "all":
         returns (the chunk's share of the loss, its terms of (H2) and (H3), its dh (H4), (stop - start, N, H)).
 
-        The loss is a mean over all T N positions; the chunk's own mean, times its share of the positions
-        (stop - start) / T, is its part of that mean, and likewise its dy. ``pipeline.py`` runs this on the
+        The loss is a mean over all T N positions (MSE: over all T N O outputs); the chunk's own mean, times its
+        share of them, (stop - start) / T, is its part of that mean, and likewise its dy. ``pipeline.py`` runs this on the
         second thread while the top layer computes the next chunk.
         """
         W, b, H, O = self.params["head.W"], self.params["head.b"], self.hidden_size, self.output_size

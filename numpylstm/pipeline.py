@@ -89,7 +89,6 @@ class _Worker:
         self.jobs = queue.PriorityQueue()
         self.order = itertools.count()  # ties within a priority: first queued, first run
         self.cpu = None
-        self.pid = os.getpid()
         threading.Thread(target=self._serve, name="numpylstm-pipeline", daemon=True).start()
 
     def _serve(self):
@@ -163,11 +162,10 @@ if hasattr(os, "register_at_fork"):
 
 
 def _second_thread():
-    """The process's second thread (made on first use, and again in a child process after a fork, which
-    inherits the variable but not the thread)."""
+    """The process's second thread, made on first use (in a forked child too: ``_after_fork_in_child``)."""
     global _worker
     with _worker_lock:
-        if _worker is None or _worker.pid != os.getpid():
+        if _worker is None:
             _worker = _Worker()
     return _worker
 

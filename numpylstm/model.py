@@ -18,7 +18,7 @@ from functools import reduce
 import numpy as np
 
 from . import _checks as chk
-from . import fast, pipeline, rnn, textbook
+from . import fast, pipeline, rnn, textbook, wavefront
 from .fast import Workspace
 from .losses import mse, softmax_ce
 
@@ -49,6 +49,12 @@ class LSTMModel:
             chunk (``numpylstm/pipeline.py``; same numbers up to rounding). "auto" does so for the fast LSTM
             when NumPy's BLAS may use two or more threads and the layers are big enough (``pipeline.worth_it``);
             True forces it for any fast LSTM stack, False never. A run setting, like ``impl``: not saved.
+        wavefront: "auto" (default), True or False: run all layers of a small stack in one time loop, a
+            wavefront through (layer x time) (``numpylstm/wavefront.py``; same numbers up to rounding). It
+            needs float input and no dropout masks in the pass (other passes run layer by layer). "auto" uses
+            it for a fast LSTM stack of 2+ layers small enough to be bound by NumPy's per-call cost
+            (``wavefront.worth_it``: the sine model, not the char-RNN); True whenever it can, False never.
+            A pipelined pass (``pipeline``) takes precedence. A run setting, not saved.
         cell: "lstm" (default) or "rnn": plain tanh RNN layers (``numpylstm/rnn.py``, derivations/11_why_lstm.md)
             in place of the LSTM layers, with the same head, losses, dropout and optimizers; their parameters
             are ``rnn.{l}.Wx`` (D, H), ``rnn.{l}.Wh`` (H, H), ``rnn.{l}.b`` (H,), ``impl`` is ignored and
@@ -60,7 +66,7 @@ class LSTMModel:
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
                  loss="mse", forget_bias=1.0, seed=0, dtype=np.float64, impl="fast",
-                 cell="lstm", pipeline="auto"):
+                 cell="lstm", pipeline="auto", wavefront="auto"):
         self.input_size = chk.positive_int("input_size", input_size)
         self.hidden_size = chk.positive_int("hidden_size", hidden_size)
         self.output_size = chk.positive_int("output_size", output_size)
@@ -84,17 +90,28 @@ class LSTMModel:
         if not (isinstance(pipeline, bool) or (isinstance(pipeline, str) and pipeline == "auto")):
             raise ValueError(f"pipeline must be 'auto', True or False; got {pipeline!r}")
         self.pipeline = pipeline
+        if not (isinstance(wavefront, bool) or (isinstance(wavefront, str) and wavefront == "auto")):
+            raise ValueError(f"wavefront must be 'auto', True or False; got {wavefront!r}")
+        self.wavefront = wavefront
         self.rng = np.random.default_rng(seed)
         self.params = self._init_params()
         # One Workspace per layer: the big forward/backward buffers are reused from call to call.
         self._work = [Workspace() for _ in range(self.num_layers)]
         self._chunk_work = {}  # (layer, chunk) -> Workspace, for the pipelined passes
+        self._wave_work = Workspace()  # for the wavefront passes
 
     def _pipelined(self, T, N) -> bool:
         """Whether this forward/backward pass runs pipelined (see the ``pipeline`` argument)."""
         if self.pipeline is False or self.cell != "lstm" or self.impl != "fast" or self.num_layers < 2 or T < 2:
             return False
         return self.pipeline is True or pipeline.worth_it(self.num_layers, T, N, self.hidden_size)
+
+    def _wave(self, xt, masks, piped) -> bool:
+        """Whether this pass runs all layers in one wavefront loop (see the ``wavefront`` argument)."""
+        if (self.wavefront is False or piped or masks is not None or xt.ndim != 3 or self.cell != "lstm"
+                or self.impl != "fast" or self.num_layers < 2):
+            return False
+        return self.wavefront is True or wavefront.worth_it(self.num_layers, xt.shape[1], self.hidden_size)
 
     @staticmethod
     def _threads(piped):
@@ -275,6 +292,11 @@ class LSTMModel:
             if head_chunk is not None:
                 return outs, new_state, caches, None
             inp = np.concatenate(outs) if self.head == "all" else outs[-1]  # head "last" reads only h_T
+        elif self._wave(xt, masks, piped):  # all layers in one time loop: numpylstm/wavefront.py
+            layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
+            inp, finals, caches = wavefront.stack_forward(layers, xt, state, self._wave_work)
+            for l, (hT, cT) in enumerate(finals):
+                new_state[l, 0], new_state[l, 1] = cT, hT
         else:
             caches, inp = [], xt
             for l in range(L):
@@ -427,7 +449,12 @@ class LSTMModel:
             # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
             dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dstate = np.empty((L, 2, N, H), self.dtype)
-        if piped:  # the forward pass ran pipelined (caches per chunk): so does the backward
+        if isinstance(caches, wavefront.WavefrontCache):  # the forward pass ran as a wavefront: so does the backward
+            dtop, states, layer_grads = wavefront.stack_backward(caches, dtop, dlast, self._wave_work, input_grads)
+            for l in range(L):
+                dstate[l, 0], dstate[l, 1] = states[l]
+                grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = layer_grads[l]
+        elif piped:  # the forward pass ran pipelined (caches per chunk): so does the backward
             if masks is not None and dlast is not None:
                 dlast = dlast * masks[L - 1][-1]  # (D2) at the last step, the only one with a gradient
             dtop, states, layer_grads = pipeline.stack_backward(caches, dtop, dlast, masks, input_grads,

@@ -77,6 +77,14 @@ def _float_in(low, high, low_open=True, what=""):
     return parse
 
 
+def _below_one(text):
+    """A number in [0, 1): Adam's beta2."""
+    value = _float_in(0.0, 1.0, low_open=False, what="in [0, 1)")(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _check_writable(parser, flag, path, folder=False):
     """Refuse before training, not after it: a --checkpoint or --out that can never be written."""
     p = Path(path)
@@ -121,8 +129,8 @@ def _existing_file(text):
 
 # --------------------------------------------------------------------------- sine
 
-_SINE_RUN_FLAGS = ("timesteps", "lstm_size", "lstm_layers", "batch_size", "keep_prob", "steps", "lr", "warmup",
-                   "clip", "seed", "dtype")
+_SINE_RUN_FLAGS = ("timesteps", "lstm_size", "lstm_layers", "batch_size", "keep_prob", "steps", "lr", "beta2",
+                   "warmup", "clip", "seed", "dtype")
 
 
 def _add_impl_flag(group):
@@ -151,6 +159,10 @@ def add_sine_flags(p):
     g.add_argument("--steps", type=_int(1), help=f"training steps (mini-batches) (default {d.steps})")
     g.add_argument("--lr", type=_float_in(0.0, math.inf, what="a number > 0"),
                    help=f"peak learning rate of Adam (default {d.lr:g})")
+    g.add_argument("--beta2", type=_below_one, metavar="B2",
+                   help="Adam's decay of its average of squared gradients: it remembers about 1 / (1 - B2) steps "
+                        f"(default {d.beta2:g}; the usual 0.999 makes this run's late steps too small, see "
+                        "derivations/07_optimizers.md)")
     g.add_argument("--warmup", type=_int(0), metavar="STEPS",
                    help="steps of linear learning-rate warm-up before the cosine decay to 0 "
                         f"(default {d.warmup})")

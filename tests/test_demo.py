@@ -72,6 +72,8 @@ def test_resume_ends_with_the_same_weights_bit_for_bit(tmp_path):
     (["--timesteps", "0"], "--timesteps"),
     (["--keep-prob", "1.5"], "--keep-prob"),
     (["--lr", "nan"], "--lr"),
+    (["--beta2", "1"], "--beta2"),
+    (["--beta2", "-0.1"], "--beta2"),
     (["--steps", "ten"], "--steps"),
     (["--dtype", "float16"], "--dtype"),
     (["--resume", "missing.npz"], "missing.npz"),
@@ -98,7 +100,7 @@ def test_help_explains_every_flag(tmp_path):
     p = demo("--help", cwd=tmp_path)
     assert p.returncode == 0
     for flag in ("--timesteps", "--lstm-size", "--lstm-layers", "--batch-size", "--keep-prob", "--steps", "--lr",
-                 "--seed", "--dtype", "--out", "--no-plot", "--explain", "--checkpoint", "--resume", "--quiet"):
+                 "--beta2", "--seed", "--dtype", "--out", "--no-plot", "--explain", "--checkpoint", "--resume", "--quiet"):
         assert flag in p.stdout
 
 
@@ -128,3 +130,24 @@ def test_an_unwritable_checkpoint_folder_is_refused_before_training(tmp_path, mo
     with pytest.raises(SystemExit) as info:
         cli.main(["--checkpoint", str(tmp_path / "ck.npz"), "--no-plot"])
     assert info.value.code == 2
+
+
+def test_a_checkpoint_from_before_beta2_resumes_with_the_beta2_it_was_trained_with(tmp_path):
+    """beta2 became a setting (default 0.95) after checkpoints without it were made with Adam's 0.999: resuming
+    one of those must go on with 0.999, and a new run's checkpoint records its beta2."""
+    import json
+
+    from numpylstm.demos.sine import settings_from_checkpoint
+
+    assert demo(*TINY, "--no-plot", "--quiet", "--stop-at", "10", "--checkpoint", "ck.npz", cwd=tmp_path).returncode == 0
+    assert settings_from_checkpoint(tmp_path / "ck.npz").beta2 == 0.95
+    with np.load(tmp_path / "ck.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["user"]["settings"]["beta2"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert settings_from_checkpoint(tmp_path / "old.npz").beta2 == 0.999
+    p = demo("--resume", "old.npz", "--no-plot", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "beta2 0.999" in p.stdout

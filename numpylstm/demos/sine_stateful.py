@@ -52,7 +52,7 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
     K = len(windows)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="all",
                       loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
-    opt = Adam(model.params, lr=s.lr)
+    opt = Adam(model.params, lr=s.lr, betas=(0.9, s.beta2))
 
     def batch(step):
         x, y = windows[step % K]
@@ -88,7 +88,7 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
-        f"decay), "
+        f"decay), beta2 {s.beta2:g}, "
         f"gradient clipping at global norm {s.clip:g}; {model.num_params()} parameters")
     if resume is not None:
         ck = trainer.resume(resume)

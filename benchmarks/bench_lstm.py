@@ -60,7 +60,8 @@ CONFIGS = {
 }
 VOCAB = 77  # distinct characters in anna.txt
 IMPLS = ("fast", "textbook", "torch")
-EXTRA_IMPLS = ("plain",)  # on request: fast with the pipeline off (LSTMModel(pipeline=False)), for comparison
+EXTRA_IMPLS = ("plain",)  # on request: fast layer by layer, pipeline and wavefront off, for comparison
+MARKS = {"pipelined": " *", "wavefront": " \u2020"}  # how a numpylstm row ran, in the table
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -116,21 +117,28 @@ def make_problem(info, dtype, seed=0):
     return model, x, y
 
 
-def numpy_step(info, dtype, impl, loop_threads="1", pipeline="auto"):
-    """numpylstm's step; also returns whether it runs pipelined (a second thread for the big products).
+def numpy_step(info, dtype, impl, loop_threads="1", plain=False):
+    """numpylstm's step, and how it runs: "pipelined" (a second thread for the big products), "wavefront" (all
+    layers in one time loop) or "" (layer by layer).
 
-    pipeline: "auto" (the model's default) or False (the "plain" implementation: fast, second thread off)."""
+    plain: the "plain" implementation, fast.py layer by layer (LSTMModel(pipeline=False, wavefront=False))."""
+    import numpy as np
+
     from numpylstm import fast
 
     if loop_threads == "all":  # the time loops' products on all of BLAS's threads (fast.LOOP_BLAS_THREADS = None)
         fast.LOOP_BLAS_THREADS = None
     model, x, y = make_problem(info, dtype)
     model.impl = impl
-    model.pipeline = pipeline
+    if plain:
+        model.pipeline = model.wavefront = False
 
     def step():
         model.loss_and_grads(x, y)
-    return step, model._pipelined(info["T"], info["N"])
+    T, N = info["T"], info["N"]
+    piped = model._pipelined(T, N)
+    xt = np.zeros((T, N), int) if info["onehot"] else np.zeros((T, N, info["D"]), dtype)
+    return step, "pipelined" if piped else "wavefront" if model._wave(xt, None, piped) else ""
 
 
 def load_into_torch(params, lstm, linear):
@@ -217,12 +225,12 @@ def worker(job):
         step = gemm_step(job["dtype"], job["gemm_n"])
     elif job["impl"] == "torch":
         step = torch_step(job["info"], job["dtype"])
-    piped = False
+    mode = ""
     if job["impl"] in ("fast", "textbook", "plain"):
-        impl, pipe = ("fast", False) if job["impl"] == "plain" else (job["impl"], "auto")
-        step, piped = numpy_step(job["info"], job["dtype"], impl, job.get("loop_threads", "1"), pipe)
+        impl = "fast" if job["impl"] == "plain" else job["impl"]
+        step, mode = numpy_step(job["info"], job["dtype"], impl, job.get("loop_threads", "1"), job["impl"] == "plain")
     times = time_steps(step, job["seconds"], job["warmup_seconds"])
-    out = dict(times=times, numpy=np.__version__, pipelined=piped,
+    out = dict(times=times, numpy=np.__version__, mode=mode,
                blas=[dict(api=p.get("internal_api"), version=p.get("version"), kernel=p.get("architecture"),
                           threads=p.get("num_threads"), file=Path(p.get("filepath", "")).name)
                      for p in threadpool_info()])
@@ -276,8 +284,8 @@ def main(argv=None):
                     help="CI smoke run: 0.2 s per timing, one round, one thread, C at T=20")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
     ap.add_argument("--impls", default=",".join(IMPLS),
-                    help="comma-separated subset of " + ",".join(IMPLS + EXTRA_IMPLS) + " (plain: fast without "
-                         "the pipeline's second thread)")
+                    help="comma-separated subset of " + ",".join(IMPLS + EXTRA_IMPLS) + " (plain: fast layer by "
+                         "layer, without the pipeline's second thread or the wavefront)")
     ap.add_argument("--threads", default=None,
                     help=f"comma-separated thread counts (default: 1,{os.cpu_count()}; --quick: 1)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -323,7 +331,7 @@ def main(argv=None):
           + ("; numpylstm's in-loop products on all threads (--loop-threads all)" if args.loop_threads == "all"
              else ""))
     seq = {c: args.seq_len or (20 if q and c == "C" else None) for c in names}
-    results, env_seen, piped = {}, {}, set()
+    results, env_seen, modes = {}, {}, {}
     for th in threads:
         for c in names:
             info = config_info(c, seq[c])
@@ -334,8 +342,8 @@ def main(argv=None):
                     out = run_job(dict(impl=impl, info=info, config=c, dtype=args.dtype, threads=th,
                                        seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads))
                     per_impl[impl].append(out["times"])
-                    if out.get("pipelined"):
-                        piped.add((th, c, impl))
+                    if out.get("mode"):
+                        modes[th, c, impl] = out["mode"]
                     env_seen.setdefault(impl, out)
             for impl in impls:
                 results[th, c, impl] = summarize(per_impl[impl])
@@ -361,7 +369,7 @@ def main(argv=None):
     print(f"\nNumPy {some['numpy']} ({blas}){tv}")
     print(f"\n{args.dtype}, ms per training step (spread between rounds); ratio = numpylstm fast / PyTorch "
           f"(below 1: numpylstm is faster)\n")
-    head = ["threads", "config (N, T, H, layers)"] + [dict(fast="numpylstm fast", plain="fast, pipeline off", textbook="numpylstm textbook",
+    head = ["threads", "config (N, T, H, layers)"] + [dict(fast="numpylstm fast", plain="fast, layer by layer", textbook="numpylstm textbook",
                                                            torch="PyTorch")[i] for i in impls]
     both = "fast" in impls and "torch" in impls
     if both:
@@ -374,12 +382,14 @@ def main(argv=None):
             label = f"{c} ({info['N']}, {info['T']}, {info['H']}, {info['L']})" + (", one-hot 77, CE" if
                                                                                   info["onehot"] else "")
             row = [str(th), label] + [f"{results[th, c, i][0]:.2f} ({results[th, c, i][1]:.0%})"
-                                      + (" *" if (th, c, i) in piped else "") for i in impls]
+                                      + MARKS.get(modes.get((th, c, i)), "") for i in impls]
             if both:
                 row.append(f"{results[th, c, 'fast'][0] / results[th, c, 'torch'][0]:.2f}")
             print("| " + " | ".join(row) + " |")
-    if piped:
+    if "pipelined" in modes.values():
         print("\n\\* pipelined: the big products on a second thread beside the time loops (numpylstm/pipeline.py)")
+    if "wavefront" in modes.values():
+        print("\n\u2020 wavefront: all layers in one time loop (numpylstm/wavefront.py)")
     if gemm_n:
         print("\nreference GEMM " + ", ".join(f"{results[th, 'gemm', 'gemm']:.0f} GFLOP/s at {th} thread(s)"
                                               for th in threads))

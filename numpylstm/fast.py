@@ -195,9 +195,9 @@ class Workspace:
 
     def views(self, name, arrays, build):
         """``build()``'s result (views of the buffers ``arrays``), made once and kept while those buffers stay
-        the same arrays (rebuilt when one was reallocated for another shape). Slicing costs about 0.2 us a view;
-        a time loop over views made in advance, one set per step, saves that on every step of every call
-        (``wavefront.py``)."""
+        the same arrays (rebuilt when one was reallocated for another shape). Slicing costs a few tenths of a
+        microsecond a view; a time loop over views made in advance, one set per step, saves that on every step
+        of every call (``wavefront.py``)."""
         kept = self._views.get(name)
         if kept is None or len(kept[0]) != len(arrays) or any(a is not b for a, b in zip(kept[0], arrays)):
             kept = self._views[name] = (tuple(arrays), build())

@@ -193,6 +193,11 @@ class Workspace:
             a = self._buffers[name] = np.empty(shape, dtype)
         return a
 
+    def __getstate__(self):
+        """A copy (``copy.deepcopy``, pickle) starts empty: its buffers are scratch space, and cached views of
+        copied buffers would point into the original's memory, not the copy's."""
+        return {"_buffers": {}, "_views": {}}
+
     def views(self, name, arrays, build):
         """``build()``'s result (views of the buffers ``arrays``), made once and kept while those buffers stay
         the same arrays (rebuilt when one was reallocated for another shape). Slicing costs a few tenths of a

@@ -47,16 +47,18 @@ import numpy as np
 
 from . import fast
 
-MAX_ROW_MACS = 1 << 19  # multiply-adds of one row's product N x L H x 4 L H above which the wasted blocks cost more
-#                         than the saved calls (the sine model: 64 x 40 x 160 = 409,600; section 10.14 measures)
+MAX_WIDTH = 64  # L H, the width of a row's product: above it the wasted blocks of W cost more than the calls saved
+MAX_ROW_MACS = 1 << 21  # multiply-adds of one row's product, N x L H x 4 L H (the sine model: 409,600); see worth_it
 
 
 def worth_it(num_layers, N, H):
-    """True when the wavefront stack should beat layer-by-layer fast.py: 2+ layers, and a row's product small
-    enough that the step is bound by per-call cost (N L H 4 L H <= MAX_ROW_MACS). The input width D does not
-    matter: layer 0's input product stays outside the loop."""
+    """True when the wavefront stack should beat layer-by-layer fast.py: 2+ layers, L H <= MAX_WIDTH and a row's
+    product N L H 4 L H <= MAX_ROW_MACS multiply-adds. ``benchmarks/wavefront_sizes.py`` measured the rule
+    (section 10.14): every size it picks took 0.51 to 0.95 of the layer-by-layer step; every size it leaves out
+    with L H > 64 took 1.04 to 1.39; a few it leaves out with a big N still gain (N 1000, H 20: 0.71), so it is
+    on the safe side. The input width D does not matter: layer 0's input product stays outside the loop."""
     L = num_layers
-    return L >= 2 and N * (L * H) * (4 * L * H) <= MAX_ROW_MACS
+    return L >= 2 and L * H <= MAX_WIDTH and N * (L * H) * (4 * L * H) <= MAX_ROW_MACS
 
 
 @lru_cache(maxsize=16)

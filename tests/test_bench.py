@@ -51,6 +51,20 @@ def test_worker_honours_thread_limit():
     assert out["blas"] and all(b["threads"] == 1 for b in out["blas"])
 
 
+def test_each_numpy_row_says_how_it_ran_and_plain_is_layer_by_layer():
+    """A runs as a wavefront (marked with a dagger in the table), the char row pipelined when BLAS may use two
+    threads, and "plain" turns both off."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_lstm import MARKS, config_info, numpy_step
+    finally:
+        sys.path.pop(0)
+    a = config_info("A", 3)
+    assert numpy_step(a, "float32", "fast")[1] == "wavefront" and MARKS["wavefront"] == " \u2020"
+    assert numpy_step(a, "float32", "fast", plain=True)[1] == ""
+    assert numpy_step(a, "float32", "textbook")[1] == ""
+
+
 def test_gemm_flop_count_matches_hand_count():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:

@@ -54,8 +54,10 @@ def test_quiet_prints_only_the_rmse_and_same_seed_same_result(tmp_path):
     assert not (tmp_path / "runs").exists()  # --no-plot writes nothing
 
 
-def test_resume_ends_with_the_same_weights_bit_for_bit(tmp_path):
-    args = [*TINY, "--dtype", "float64", "--keep-prob", "0.8", "--no-plot", "--quiet"]
+@pytest.mark.parametrize("keep_prob", ["0.8", "1"], ids=["dropout", "wavefront"])
+def test_resume_ends_with_the_same_weights_bit_for_bit(tmp_path, keep_prob):
+    """With dropout the layers run one by one; without it (the default) all in one loop (wavefront.py)."""
+    args = [*TINY, "--dtype", "float64", "--keep-prob", keep_prob, "--no-plot", "--quiet"]
     full = demo(*args, "--checkpoint", "full.npz", cwd=tmp_path)
     part = demo(*args, "--stop-at", "13", "--checkpoint", "part.npz", cwd=tmp_path)
     rest = demo("--resume", "part.npz", "--checkpoint", "rest.npz", "--quiet", "--no-plot", cwd=tmp_path)
@@ -132,22 +134,26 @@ def test_an_unwritable_checkpoint_folder_is_refused_before_training(tmp_path, mo
     assert info.value.code == 2
 
 
-def test_a_checkpoint_from_before_beta2_resumes_with_the_beta2_it_was_trained_with(tmp_path):
+@pytest.mark.parametrize("stateful", [False, True], ids=["sine", "sine-stateful"])
+def test_a_checkpoint_from_before_beta2_resumes_with_the_beta2_it_was_trained_with(tmp_path, stateful):
     """beta2 became a setting (default 0.95) after checkpoints without it were made with Adam's 0.999: resuming
     one of those must go on with 0.999, and a new run's checkpoint records its beta2."""
     import json
 
     from numpylstm.demos.sine import settings_from_checkpoint
 
-    assert demo(*TINY, "--no-plot", "--quiet", "--stop-at", "10", "--checkpoint", "ck.npz", cwd=tmp_path).returncode == 0
-    assert settings_from_checkpoint(tmp_path / "ck.npz").beta2 == 0.95
+    kind = ["--stateful"] if stateful else []
+    demo_name = "sine-stateful" if stateful else "sine"
+    p = demo("sine", *kind, *TINY, "--no-plot", "--quiet", "--stop-at", "10", "--checkpoint", "ck.npz", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert settings_from_checkpoint(tmp_path / "ck.npz", demo_name).beta2 == 0.95
     with np.load(tmp_path / "ck.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     meta = json.loads(str(arrays["meta"]))
     del meta["user"]["settings"]["beta2"]
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "old.npz", **arrays)
-    assert settings_from_checkpoint(tmp_path / "old.npz").beta2 == 0.999
-    p = demo("--resume", "old.npz", "--no-plot", cwd=tmp_path)
+    assert settings_from_checkpoint(tmp_path / "old.npz", demo_name).beta2 == 0.999
+    p = demo("sine", *kind, "--resume", "old.npz", "--no-plot", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "beta2 0.999" in p.stdout

@@ -7,6 +7,9 @@ gradients over T + L - 1 rows), so the two differ by roundoff (~1e-16).
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -50,11 +53,21 @@ def pair(case, dtype="float64"):
 def test_wavefront_equals_layer_by_layer(case, monkeypatch):
     plain, wave, x, y, state = pair(case)
     want = run(plain, x, y, state)
-    calls = []
-    real = wavefront.stack_backward
-    monkeypatch.setattr(wavefront, "stack_backward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = {"forward": 0, "backward": 0}
+    real_f, real_b = wavefront.stack_forward, wavefront.stack_backward
+
+    def forward(*a, **k):
+        calls["forward"] += 1
+        return real_f(*a, **k)
+
+    def backward(*a, **k):
+        calls["backward"] += 1
+        return real_b(*a, **k)
+    monkeypatch.setattr(wavefront, "stack_forward", forward)
+    monkeypatch.setattr(wavefront, "stack_backward", backward)
     got = run(wave, x, y, state)
-    assert calls, "the wavefront model did not run a wavefront pass"
+    # every pass of run() was a wavefront pass: loss_and_grads (forward and backward), forward, evaluate
+    assert calls == {"forward": 3, "backward": 1}
     assert_same(got, want)
     assert_same(run(wave, x, y, None), run(plain, x, y, None))  # from the zero state too
     # and the comparison fails on a wrong model: one weight changed by 1e-9 relative
@@ -124,7 +137,9 @@ def test_auto_uses_the_wavefront_only_for_small_float_stacks_without_dropout():
     assert not sine._wave(x_sine, [np.ones((20, 64, 20))] * 2, False)  # dropout masks in the pass
     assert not sine._wave(x_sine, None, True)  # a pipelined pass takes precedence
     assert not sine._wave(np.zeros((20, 64), int), None, False)  # token ids
-    assert not sine._wave(np.zeros((20, 1000, 1)), None, False)  # the test set at once: N 1000, too big
+    assert not sine._wave(np.zeros((20, 1000, 1)), None, False)  # N 1000: beyond MAX_ROW_MACS (a safe-side rule)
+    assert not LSTMModel(1, 48, 1, num_layers=2)._wave(x_sine, None, False)  # L H = 96 > MAX_WIDTH
+    assert LSTMModel(1, 16, 1, num_layers=4)._wave(x_sine, None, False)  # L H = 64
     assert not LSTMModel(77, 192, 77, num_layers=2)._wave(np.zeros((50, 32, 77)), None, False)  # the char-RNN's size
     assert not LSTMModel(1, 20, 1, num_layers=1)._wave(x_sine, None, False)
     assert not LSTMModel(1, 20, 1, num_layers=2, impl="textbook")._wave(x_sine, None, False)
@@ -153,3 +168,14 @@ def test_the_sine_demo_trains_the_same_with_and_without_the_wavefront():
         losses[w] = np.array(trainer.run().losses)
     assert np.max(np.abs(losses[True] - losses[False]) / losses[False]) <= 1e-12
     assert losses[True][-1] < 0.5 * losses[True][0]
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_model_computes_the_same(how):
+    """A copy of a model that has run a pass must not keep views of the original's buffers (Workspace copies
+    start empty): "keep the best model so far" with copy.deepcopy is a natural thing to write."""
+    plain, wave, x, y, state = pair("sine")
+    run(wave, x, y, state)  # buffers allocated and views cached
+    twin = copy.deepcopy(wave) if how == "deepcopy" else pickle.loads(pickle.dumps(wave))
+    assert_same(run(twin, x, y, state), run(plain, x, y, state))
+    assert_same(run(wave, x, y, state), run(plain, x, y, state))  # and the original is unharmed

@@ -31,9 +31,9 @@ class SineSettings:
     and a schedule tuned so the default run reaches test RMSE <= 2e-4 in a few seconds.
 
     beta2: Adam's decay of its average of squared gradients (derivations/07_optimizers.md, "Adam's memory").
-    0.95 remembers about 20 steps. The common 0.999 remembers about 1000: while this loss falls by six orders
-    of magnitude, its average stays dominated by the early, large gradients and the steps shrink far below lr
-    (2000 steps: test RMSE 8e-4 with 0.999, 1e-4 with 0.95)."""
+    0.95 remembers about 20 steps. The common 0.999 remembers about 1000: while this loss falls from about 0.5 to
+    about 1e-8 and its gradient's norm from about 0.7 to about 6e-5, that average stays dominated by the early,
+    large gradients and the steps shrink far below lr (2000 steps: test RMSE 8e-4 with 0.999, 9e-5 with 0.95)."""
 
     timesteps: int = 20
     lstm_size: int = 20

@@ -113,6 +113,10 @@ class LSTMModel:
             return False
         return self.wavefront is True or wavefront.worth_it(self.num_layers, xt.shape[1], self.hidden_size)
 
+    def _stack_params(self):
+        """[(Wx, Wh, b)] per layer: how pipeline.py and wavefront.py take the LSTM stack's weights."""
+        return [tuple(self.params[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(self.num_layers)]
+
     @staticmethod
     def _threads(piped):
         """The thread settings of a pass: ``pipeline.two_threads()`` when it runs pipelined, else none."""
@@ -284,17 +288,15 @@ class LSTMModel:
         L, H, P = self.num_layers, self.hidden_size, self.params
         new_state = np.empty((L, 2, N, H), self.dtype)
         if piped:  # the big products on a second thread, beside the loops: numpylstm/pipeline.py
-            layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
-            outs, finals, caches = pipeline.stack_forward(layers, xt, state, masks, self._chunk_works(T), backward,
-                                                          head_chunk)
+            outs, finals, caches = pipeline.stack_forward(self._stack_params(), xt, state, masks, self._chunk_works(T),
+                                                          backward, head_chunk)
             for l, (hT, cT) in enumerate(finals):
                 new_state[l, 0], new_state[l, 1] = cT, hT
             if head_chunk is not None:
                 return outs, new_state, caches, None
             inp = np.concatenate(outs) if self.head == "all" else outs[-1]  # head "last" reads only h_T
         elif self._wave(xt, masks, piped):  # all layers in one time loop: numpylstm/wavefront.py
-            layers = [tuple(P[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(L)]
-            inp, finals, caches = wavefront.stack_forward(layers, xt, state, self._wave_work)
+            inp, finals, caches = wavefront.stack_forward(self._stack_params(), xt, state, self._wave_work)
             for l, (hT, cT) in enumerate(finals):
                 new_state[l, 0], new_state[l, 1] = cT, hT
         else:
@@ -449,16 +451,15 @@ class LSTMModel:
             # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
             dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dstate = np.empty((L, 2, N, H), self.dtype)
-        if isinstance(caches, wavefront.WavefrontCache):  # the forward pass ran as a wavefront: so does the backward
-            dtop, states, layer_grads = wavefront.stack_backward(caches, dtop, dlast, self._wave_work, input_grads)
-            for l in range(L):
-                dstate[l, 0], dstate[l, 1] = states[l]
-                grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = layer_grads[l]
-        elif piped:  # the forward pass ran pipelined (caches per chunk): so does the backward
-            if masks is not None and dlast is not None:
-                dlast = dlast * masks[L - 1][-1]  # (D2) at the last step, the only one with a gradient
-            dtop, states, layer_grads = pipeline.stack_backward(caches, dtop, dlast, masks, input_grads,
-                                                                self._chunk_works(T))
+        wave = isinstance(caches, wavefront.WavefrontCache)
+        if piped or wave:  # the forward pass ran pipelined (caches per chunk) or as a wavefront: so does the backward
+            if wave:
+                dtop, states, layer_grads = wavefront.stack_backward(caches, dtop, dlast, self._wave_work, input_grads)
+            else:
+                if masks is not None and dlast is not None:
+                    dlast = dlast * masks[L - 1][-1]  # (D2) at the last step, the only one with a gradient
+                dtop, states, layer_grads = pipeline.stack_backward(caches, dtop, dlast, masks, input_grads,
+                                                                    self._chunk_works(T))
             for l in range(L):
                 dstate[l, 0], dstate[l, 1] = states[l]
                 grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = layer_grads[l]

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from numpylstm import LSTMModel, wavefront  # noqa: E402
+from numpylstm.train import pipe_safe_stdout  # noqa: E402
 
 T = 20
 SIZES = ([(N, H, L) for L in (2, 3) for H in (16, 20, 32, 48, 64) for N in (32, 64, 256)]
@@ -54,12 +55,14 @@ def measure(N, H, L, rounds=5, seconds=0.15):
     return float(np.median(times[True])) * 1e3, float(np.median(times[False])) * 1e3
 
 
-def main():
+def main(out):
     print(f"training step, float32, 1 BLAS thread, T = {T}, input 1, head 'last'; ms per step (median burst)")
     print()
     print("| N | H | layers | N L H 4 L H | auto uses it | wavefront | layer by layer | ratio |")
-    print("|---:|---:|---:|---:|:---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|:---:|---:|---:|---:|", flush=True)
     for N, H, L in SIZES:
+        if out.broken:  # the reader went away (`| head`): nothing more to show
+            return
         wave, plain = measure(N, H, L)
         macs = N * L * H * 4 * L * H
         auto = "yes" if wavefront.worth_it(L, N, H) else "no"
@@ -67,4 +70,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with pipe_safe_stdout() as stdout:
+        main(stdout)

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from numpylstm.demos.sine import SineSettings, build, rmse  # noqa: E402
 from numpylstm.optim import clip_grad_norm  # noqa: E402
-from numpylstm.train import Progress  # noqa: E402
+from numpylstm.train import Progress, pipe_safe_stdout  # noqa: E402
 
 PROBE = 1500  # the step at which the step size is probed
 
@@ -40,10 +40,12 @@ def step_sizes(model, trainer, s):
     return moved
 
 
-def main():
+def main(out):
     print("| beta2 | memory (steps) | test RMSE after 2000 steps | step size / lr at step 1500: median | mean |")
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|", flush=True)
     for b2 in (0.999, 0.99, 0.95):
+        if out.broken:  # the reader went away (`| head`): nothing more to show
+            return
         s = replace(SineSettings(), beta2=b2)
         data, model, trainer = build(s, progress=Progress(s.steps, enabled=False))
         trainer.run(stop_at=PROBE)
@@ -55,4 +57,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with pipe_safe_stdout() as stdout:
+        main(stdout)

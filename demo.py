@@ -7,6 +7,7 @@
     python demo.py chars --text anna.txt --minutes 10    a character-level LSTM (Udacity's Anna KaRNNa)
     python demo.py sample --checkpoint runs/chars/chars.npz --prime "Far"    text from a trained char model
     python demo.py inside | gradients | adding | cells    see inside: gates, gradient flow, long memory, cells
+    python demo.py variants         the variant lab: Greff's LSTM variants, GRU and RNN ranked on memory tasks
 
 Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
 running it. To add a command, write those two functions and register them there.
@@ -530,6 +531,101 @@ def run_cells_command(args, parser):
         parser.error(str(exc))
 
 
+# --------------------------------------------------------------------------- the variant lab
+
+
+def add_variants_flags(p):
+    from numpylstm.demos.variants import DEFAULT_SEEDS, DEFAULT_TASKS, LAB_CELLS, TASKS
+
+    steps = ", ".join(f"{t} {cls().steps}" for t, cls in TASKS.items())
+    p.epilog = ("Every cell gets the same hidden size, optimizer, data and number of steps (a budget in steps, "
+                "not seconds, so runs compare on a busy machine). Finished runs are saved as "
+                "DIR/runs/<task>.<cell>.seed<S>.json: the same command again resumes, skipping them; --redraw "
+                "rebuilds the table and DIR/variants.png from them without training. What the table means, "
+                "next to Greff et al. 2017: docs/variants.md.")
+    g = p.add_argument_group("what to run")
+    g.add_argument("--cells", nargs="+", metavar="CELL",
+                   help=f"cells to train, from {' '.join(LAB_CELLS)} (default: every one this checkout's "
+                        "LSTMModel accepts)")
+    g.add_argument("--tasks", nargs="+", metavar="TASK", choices=tuple(TASKS),
+                   help=f"tasks, from {' '.join(TASKS)} (default {' '.join(DEFAULT_TASKS)})")
+    g.add_argument("--seeds", type=_int(1), metavar="S",
+                   help=f"seeds 0 .. S-1 per (task, cell) (default {DEFAULT_SEEDS})")
+    g.add_argument("--steps", nargs="+", metavar="N|TASK=N",
+                   help=f"training steps per run: one number for every task, or TASK=N items (default {steps})")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="precision (default float32)")
+    g.add_argument("--jobs", type=_int(1), default=None, metavar="J",
+                   help="runs trained side by side, one process each (default: the number of cores, at most "
+                        "2); the numbers do not depend on it")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="runs/variants", metavar="DIR",
+                   help="folder for DIR/runs/*.json and DIR/variants.png (default runs/variants)")
+    g.add_argument("--redraw", action="store_true",
+                   help="train nothing: print the table and redraw DIR/variants.png from the runs saved in DIR "
+                        "(--tasks and --cells select among them)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="retrain runs saved in DIR with other settings (replacing their files), and replace a "
+                        "DIR/variants.png that holds no lab runs")
+    g.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    g.add_argument("--no-plot", action="store_true", help="do not draw DIR/variants.png")
+    g.add_argument("--quiet", action="store_true", help="print only the table")
+
+
+def _parse_lab_steps(parser, items, tasks):
+    if not items:
+        return {}
+    if len(items) == 1 and "=" not in items[0]:
+        n = _lab_int(parser, "--steps", items[0])
+        return {t: n for t in tasks}
+    steps = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--steps: expected one number or TASK=N items; got {' '.join(items)}")
+        if name not in tasks:
+            parser.error(f"--steps {item}: {name!r} is not one of the tasks run ({', '.join(tasks)})")
+        steps[name] = _lab_int(parser, f"--steps {name}=", value)
+    return steps
+
+
+def _lab_int(parser, flag, text):
+    try:
+        return _int(1)(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{flag}: {exc}")
+
+
+def run_variants_command(args, parser):
+    from numpylstm.demos.variants import (DEFAULT_SEEDS, DEFAULT_TASKS, LAB_CELLS, LabError, LabSettings,
+                                          available_cells, redraw, run_lab)
+
+    tasks = tuple(dict.fromkeys(args.tasks or DEFAULT_TASKS))
+    cells = available_cells()
+    if args.cells:
+        for c in args.cells:
+            if c not in LAB_CELLS:
+                parser.error(f"--cells: unknown cell {c!r}; expected names from {', '.join(LAB_CELLS)}")
+            if c not in cells and not args.redraw:
+                parser.error(f"--cells: {c!r} is not available in this checkout (LSTMModel accepts "
+                             f"{', '.join(cells)})")
+        cells = tuple(dict.fromkeys(args.cells))
+    _check_writable(parser, "--out", args.out, folder=True)
+    try:
+        if args.redraw:
+            if args.steps or args.seeds or args.jobs:
+                parser.error("--redraw trains nothing: --steps, --seeds and --jobs do not apply")
+            return redraw(args.out, tasks=tasks if args.tasks else None, cells=cells if args.cells else None,
+                          markdown=args.markdown, plot=not args.no_plot, overwrite=args.overwrite)
+        jobs = args.jobs or max(1, min(2, os.cpu_count() or 1))
+        settings = LabSettings(cells=cells, tasks=tasks, seeds=args.seeds or DEFAULT_SEEDS,
+                               steps=_parse_lab_steps(parser, args.steps, tasks), dtype=args.dtype, jobs=jobs)
+        return run_lab(settings, out=args.out, overwrite=args.overwrite, markdown=args.markdown,
+                       plot=not args.no_plot, quiet=args.quiet)
+    except LabError as exc:
+        parser.error(str(exc))
+
+
 # --------------------------------------------------------------------------- dispatch
 
 # name -> (help, add_flags(parser), run(args, parser) -> exit status)
@@ -544,6 +640,8 @@ COMMANDS = {
     "adding": ("the adding problem: long memory, LSTM against a plain tanh RNN", add_adding_flags,
                run_adding_command),
     "cells": ("an HTML page of what a 'chars' model's cells track in its text", add_cells_flags, run_cells_command),
+    "variants": ("the variant lab: every LSTM variant, GRU and RNN, same budget, ranked on memory tasks",
+                 add_variants_flags, run_variants_command),
 }
 DEFAULT_COMMAND = "sine"
 

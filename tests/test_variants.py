@@ -130,10 +130,12 @@ def run(argv):
 LAB = ["variants", "--cells", "lstm", "rnn", "--seeds", "1", "--steps", "4", "--jobs", "1"]
 
 
-def test_lab_end_to_end_and_resume(tmp_path, tiny):
+def test_lab_end_to_end_and_resume(tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr(va, "HEARTBEAT_SECONDS", 0.0)  # a "still running" line after every step
     out = str(tmp_path / "lab")
     status, text, err = run([*LAB, "--out", out, "--no-plot"])
     assert status == 0, err
+    assert "... reber rnn seed 0: step 3/4; 3/4 runs done, elapsed" in text
     runs = sorted(p.name for p in (tmp_path / "lab" / "runs").iterdir())
     assert runs == ["adding.lstm.seed0.json", "adding.rnn.seed0.json", "reber.lstm.seed0.json",
                     "reber.rnn.seed0.json"]

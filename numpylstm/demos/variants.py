@@ -52,6 +52,7 @@ LAB_CELLS = ("lstm", "peephole", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "f
 GREFF = {"lstm": "NP", "peephole": "V", "nig": "NIG", "nfg": "NFG", "nog": "NOG", "niaf": "NIAF",
          "noaf": "NOAF", "cifg": "CIFG", "fgr": "FGR", "gru": "GRU", "rnn": "RNN"}
 RUN_FORMAT = 1  # version of the run files; a file with another version is not reused
+HEARTBEAT_SECONDS = 60.0  # a "still running" line this often while no run finishes
 
 
 def available_cells() -> tuple[str, ...]:
@@ -232,7 +233,7 @@ class ReberTask:
     lr: float = 1e-2
     clip: float = 1.0
     test_streams: int = 16
-    test_length: int = 4000
+    test_length: int = 10000
     eval_every: int = 250
     curve_length: int = 1000  # symbols per test stream for the curve's intermediate evaluations
     steps: int = 1000
@@ -318,11 +319,12 @@ def run_key(task, cell, seed) -> str:
     return f"{task}.{cell}.seed{seed}"
 
 
-def run_one(task_name, task_settings, cell, seed, dtype) -> dict:
-    """Train and score one (task, cell, seed); returns the record saved as its JSON file."""
+def run_one(task_name, task_settings, cell, seed, dtype, heartbeat=None) -> dict:
+    """Train and score one (task, cell, seed); returns the record saved as its JSON file.
+    ``heartbeat(step)``, if given, is called after every training step."""
     task = TASKS[task_name](**task_settings)
     wall, cpu = time.perf_counter(), time.process_time()
-    result = task.run(cell, seed, dtype)
+    result = task.run(cell, seed, dtype, heartbeat)
     return {"lab": "variants", "format": RUN_FORMAT, "task": task_name, "cell": cell, "seed": seed,
             "dtype": dtype, "settings": task_settings, "result": result,
             "seconds": time.perf_counter() - wall, "cpu seconds": time.process_time() - cpu}
@@ -658,18 +660,35 @@ def run_lab(settings: LabSettings, *, out="runs/variants", overwrite=False, mark
         say(f"[{done + finished[0]:>3}/{total}] {record['task']:<6} {record['cell']:<8} seed {record['seed']}: "
             f"{_short(record)}  ({record['seconds']:.1f} s; elapsed {format_seconds(elapsed)}{eta})")
 
+    def still_running(what):
+        say(f"      ... {what}; {done + finished[0]}/{total} runs done, elapsed "
+            f"{format_seconds(time.perf_counter() - start)}")
+
     interrupted = False
     try:
         if settings.jobs <= 1 or len(todo) <= 1:
             for key, job in todo:
-                report(key, _run_job(job))
+                last = [time.perf_counter()]
+
+                def heartbeat(step, job=job, last=last):
+                    if time.perf_counter() - last[0] >= HEARTBEAT_SECONDS:
+                        last[0] = time.perf_counter()
+                        still_running(f"{job[0]} {job[2]} seed {job[3]}: step {step}/{job[1]['steps']}")
+
+                report(key, run_one(*job, heartbeat=heartbeat))
         else:
             import multiprocessing as mp
 
-            ctx = mp.get_context("spawn")
+            ctx = mp.get_context("spawn")  # fresh workers: no copied threads or locks; the BLAS settings inherited
             pool = ctx.Pool(min(settings.jobs, len(todo)), initializer=_worker_init)
             try:
-                for record in pool.imap_unordered(_run_job, [job for _, job in todo]):
+                results = pool.imap_unordered(_run_job, [job for _, job in todo])
+                while finished[0] < len(todo):
+                    try:
+                        record = results.next(timeout=HEARTBEAT_SECONDS)
+                    except mp.TimeoutError:
+                        still_running(f"{settings.jobs} runs training")
+                        continue
                     report(run_key(record["task"], record["cell"], record["seed"]), record)
                 pool.close()
             finally:

@@ -469,3 +469,34 @@ def test_parameter_count_table_of_chapter_12():
             dropped = H * (D + H + 1) + H if name in DROPPED else 0
             assert (total, used) == (size, size - dropped), name
     assert seen == set(cells.NAMES)
+
+
+def _docs_blocks():
+    text = (ROOT / "docs" / "cells.md").read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_docs_cells_examples_run(capsys):
+    """docs/cells.md: both python blocks run; the leaky cell of your own passes check_cell, alpha included."""
+    blocks = _docs_blocks()
+    assert len(blocks) == 2
+    ns: dict = {}
+    exec(compile(blocks[0], "docs/cells.md[0]", "exec"), ns)
+    assert ns["dparams"].keys() == ns["params"].keys() and ns["hs"].shape == (4, 10, 8)
+    ns = {}
+    exec(compile(blocks[1], "docs/cells.md[1]", "exec"), ns)
+    assert {r.name for r in ns["rows"]} == {"x", "h0", "Wx", "Wh", "b", "alpha"}
+    assert "NO" not in capsys.readouterr().out
+
+
+def test_docs_cells_broken_leaky_cell_fails():
+    """The docs' claim: drop dh_t * (1 - alpha) from dh_prev and x, h0 and the weights fail."""
+    block = _docs_blocks()[1]
+    old = "dh_prev = dh_t * (1 - alpha) + da @ Wh.T"
+    assert block.count(old) == 1
+    block = block.replace(old, "dh_prev = da @ Wh.T").split("rows = check_cell")[0]
+    ns: dict = {}
+    exec(compile(block, "docs/cells.md[1] broken", "exec"), ns)
+    rows = {r.name: r for r in check_cell(ns["leaky"])}
+    for name in ("x", "h0", "Wx", "Wh", "b"):
+        assert rows[name].max_rel > 1e-3, name

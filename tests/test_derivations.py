@@ -334,7 +334,7 @@ def functions_code(path: Path) -> dict[str, str]:
 # Which module each chapter's line-by-line tables quote: 02 and 03 derive textbook.py, 10 walks to fast.py;
 # 12 quotes several modules, each table the module holding the function its header names.
 TABLE_MODULE = {"02_forward.md": "textbook.py", "03_backward.md": "textbook.py", "10_making_it_fast.md": "fast.py",
-                "12_the_lstm_family.md": ("gru.py", "cells/peephole.py")}
+                "12_the_lstm_family.md": ("cells/loop.py", "gru.py", "cells/peephole.py")}
 # The tables 02 and 03 must have, in this order: the step functions, then the sequence loops.
 TABLE_FUNCTIONS = {"02_forward.md": ["lstm_step_forward", "lstm_forward"],
                    "03_backward.md": ["lstm_step_backward", "lstm_backward"]}
@@ -699,13 +699,14 @@ def test_cell_figures_are_shown_next_to_their_equations(chapter, figure):
 
 # ------------------------------------------------------------------------------- chapter 12's tables
 
-FAMILY_TABLES = {"gru.py": ["gru_step_forward", "gru_step_backward"],
+FAMILY_TABLES = {"cells/loop.py": ["sequence_forward", "sequence_backward"],
+                 "gru.py": ["gru_step_forward", "gru_step_backward"],
                  "cells/peephole.py": ["peephole_step_forward", "peephole_step_backward"]}
 
 
 def test_family_tables_quote_every_labelled_line():
-    """Chapter 12 has a line-by-line table for each step function of gru.py and cells/peephole.py, and every
-    line of them that cites an equation appears in it."""
+    """Chapter 12 has a line-by-line table for the generic loop (cells/loop.py) and each step function of
+    gru.py and cells/peephole.py, and every line of them that cites an equation appears in it."""
     text = (DERIV / "12_the_lstm_family.md").read_text(encoding="utf-8")
     tables = code_tables(text)
     named = [f for h, _ in tables for f in SPAN_RE.findall(h)]

@@ -25,6 +25,8 @@ Choices (and why, measured on this project's layer checks):
 error per gate block i, f, g, o for the arrays with a fused 4H axis) and exits non-zero if any check fails.
 ``python -m numpylstm.gradcheck --bugs`` runs the bug zoo instead (``numpylstm/bugzoo.py``): classic published
 backward-pass bugs, each caught by the check, next to how well each still trains.
+``python -m numpylstm.gradcheck --cell NAME`` checks one cell of ``numpylstm.cells`` (``--cell all``: every one)
+with ``check_cell``: every array, extra parameters included, with the worst error per gate block.
 """
 
 from __future__ import annotations
@@ -317,15 +319,19 @@ def format_report(rows, tol, title=""):
 def main(argv=None) -> int:
     """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
 
-    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead.
+    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead. ``--cell NAME``: check the cell NAME of
+    ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--bugs"]:
         from .bugzoo import main as bug_zoo
 
         return bug_zoo()
+    if len(argv) == 2 and argv[0] == "--cell":
+        return main_cells(argv[1])
     if argv:
-        print(f"usage: python -m numpylstm.gradcheck [--bugs]; got unexpected arguments {argv}", file=sys.stderr)
+        print(f"usage: python -m numpylstm.gradcheck [--bugs | --cell NAME]; got unexpected arguments {argv}",
+              file=sys.stderr)
         return 2
     ok = True
     rows = check_layer()
@@ -343,6 +349,22 @@ def main(argv=None) -> int:
         print(format_report(rows, MODEL_TOL,
                             f"LSTMModel 2 layers, dropout 0.25, head={head}, loss={loss} (tol {MODEL_TOL:g})"))
         ok &= all(r.max_rel < MODEL_TOL for r in rows)
+    print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
+    return 0 if ok else 1
+
+
+def main_cells(name) -> int:
+    """``--cell NAME``: check_cell for one cell of ``numpylstm.cells.NAMES`` or, for "all", every one."""
+    from . import cells
+
+    if name != "all" and name not in cells.NAMES:
+        print(f"--cell must be one of {', '.join(cells.NAMES)} or all; got {name!r}", file=sys.stderr)
+        return 2
+    ok = True
+    for k, cell in enumerate(cells.NAMES if name == "all" else (name,)):
+        rows = check_cell(cell)
+        print(("\n" if k else "") + format_report(rows, LAYER_TOL, f"cell {cell!r}, N=2 T=4 D=3 H=3 (tol {LAYER_TOL:g})"))
+        ok &= all(r.max_rel < LAYER_TOL for r in rows)
     print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
     return 0 if ok else 1
 

@@ -500,3 +500,19 @@ def test_docs_cells_broken_leaky_cell_fails():
     rows = {r.name: r for r in check_cell(ns["leaky"])}
     for name in ("x", "h0", "Wx", "Wh", "b"):
         assert rows[name].max_rel > 1e-3, name
+
+
+def test_gradcheck_command_checks_cells(capsys, monkeypatch):
+    from numpylstm import gradcheck
+
+    assert gradcheck.main(["--cell", "gru"]) == 0
+    out = capsys.readouterr().out
+    assert "cell 'gru'" in out and "max rel z" in out and "all gradient checks passed" in out
+    assert gradcheck.main(["--cell", "gruu"]) == 2
+    assert "--cell must be one of lstm, rnn, gru" in capsys.readouterr().err
+    # a failing cell makes the command fail
+    broken = peephole_cell("peephole", peephole.peephole_step_forward,
+                           lambda dh, dc, sc: peephole.peephole_step_backward(dh, 0 * dc, sc))
+    monkeypatch.setattr(peephole, "CELL", broken)
+    assert gradcheck.main(["--cell", "peephole"]) == 1
+    assert "GRADIENT CHECK FAILED" in capsys.readouterr().out

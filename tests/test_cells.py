@@ -77,17 +77,18 @@ def test_every_cell_matches_central_differences(name):
 
 @pytest.mark.parametrize("name", ["gru", "peephole", "cifg", "fgr"])
 def test_gradients_other_sizes_and_no_final_state_gradient(name):
-    for N, T, D, H, fsg in ((1, 1, 1, 1, True), (3, 5, 2, 4, False)):
+    for N, T, D, H, fsg in ((1, 1, 1, 1, True), (3, 4, 2, 4, False)):
         for r in check_cell(name, N=N, T=T, D=D, H=H, seed=N + T, final_state_grads=fsg):
             assert r.max_rel < LAYER_TOL, (name, N, T, D, H, r.name, r.max_rel)
 
 
 def test_rows_of_fused_gate_arrays_report_each_block():
-    rows = {r.name: r for r in check_cell("gru")}
+    gru_rows = check_cell("gru", T=2)
+    rows = {r.name: r for r in gru_rows}
     assert len(rows["Wx"].gates) == 3 and rows["Wx"].gate_names == "rzn" and rows["x"].gates is None
-    rows = {r.name: r for r in check_cell("fgr")}
+    rows = {r.name: r for r in check_cell("fgr", T=2)}
     assert len(rows["Wh"].gates) == 4 and rows["R"].gates is None and rows["p"].gates is None
-    report = format_report(check_cell("gru"), LAYER_TOL)
+    report = format_report(gru_rows, LAYER_TOL)
     assert "max rel r" in report and "max rel n" in report and "max rel g" not in report
 
 

@@ -5,14 +5,15 @@
   The label rules cover the project's own files only: the files of ``numpylstm/`` and ``derivations/`` that
   git tracks (committed or ``git add``-ed; all files when git or the repository is unavailable, e.g. in an
   unpacked archive). A module of your own with its own labels, say ``(P9)`` for a cell you are trying, does
-  not break ``pytest`` while it is untracked; to bring it under the rules, define each label with ``\tag{P9}``
+  not break ``pytest`` while it is untracked; to bring it under the rules, define each label with ``\\tag{P9}``
   in a chapter of derivations/, add it to ``AGREED`` below, and ``git add`` both (derivations/README.md).
 * The public layer functions name the files that derive them.
 * The worked example of derivations/09_worked_example.md: its tables are parsed from the Markdown and every
   printed number is checked against numpylstm and against an independent scalar computation (math only).
 * Quoted code: every inline code span of the derivations that quotes a line of numpylstm (a NumPy call, an
-  ``out=`` argument, a matrix product ``@`` or an assignment) occurs verbatim, up to whitespace, in numpylstm/*.py, and the
-  line-by-line tables list their lines in the order the code runs them.
+  ``out=`` argument, a matrix product ``@`` or an assignment) occurs verbatim, up to whitespace, in the package's
+  tracked Python files (``numpylstm/cells/`` included), and the line-by-line tables list their lines in the
+  order the code runs them.
 """
 
 from __future__ import annotations

@@ -411,8 +411,9 @@ def test_check_cell_fails_on_a_broken_cell():
         return peephole.peephole_step_backward(dh_t, dc_next, tuple(sc))
 
     rows = {r.name: r for r in check_cell(peephole_cell("broken", peephole.peephole_step_forward, broken_backward))}
-    assert rows["c0"].max_rel > 1e-3 and rows["p"].max_rel > 1e-3 and rows["Wx"].max_rel > 1e-3
-    assert rows["x"].max_rel > 1e-3
+    assert set(rows) == {"x", "h0", "c0", "Wx", "Wh", "b", "p"}
+    for r in rows.values():  # chapter 12.3 quotes this range
+        assert 0.2 < r.max_rel <= 1, (r.name, r.max_rel)
 
 
 def test_check_cell_refuses_a_missing_gradient():

@@ -115,7 +115,6 @@ class LSTMModel:
         self.dtype = chk.resolve_dtype(dtype)
         self.impl = chk.choice("impl", impl, IMPLS)
         self.cell = chk.choice("cell", cell, CELLS)
-        self.cell_type = cells.get(self.cell)  # the Cell: param_shapes, forget_block, forward, backward
         if not (isinstance(pipeline, bool) or (isinstance(pipeline, str) and pipeline == "auto")):
             raise ValueError(f"pipeline must be 'auto', True or False; got {pipeline!r}")
         self.pipeline = pipeline
@@ -143,15 +142,19 @@ class LSTMModel:
     def __getstate__(self):
         """A copy (``copy.deepcopy``, pickle) starts without buffers: they are scratch space, per thread."""
         state = dict(self.__dict__)
-        del state["_per_thread"], state["cell_type"]
+        del state["_per_thread"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.cell_type = cells.get(self.cell)
         self._per_thread = _PerThread(self.num_layers)
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def cell_type(self):
+        """The layers' cell (``numpylstm.cells.get(self.cell)``): param_shapes, forget_block, forward, backward."""
+        return cells.get(self.cell)
+
     @property
     def config(self) -> dict:
         """The constructor's arguments (dtype as a string): enough to rebuild the architecture."""

@@ -255,3 +255,25 @@ def test_sine_demo_trains_a_cell_and_resume_refuses_another(tmp_path, cell):
 def test_cell_flag_rejects_unknown_names():
     status, _, err = run(["--cell", "lstmm", "--no-plot"])
     assert status == 2 and "--cell" in err and err.count("\n") == 1
+
+
+def test_chars_trains_a_gru_samples_from_it_and_resume_keeps_its_cell(tmp_path):
+    if "gru" not in NAMES:
+        pytest.skip("no gru cell")
+    path = tmp_path / "tiny.txt"
+    path.write_text("Happy families are all alike; every unhappy family is unhappy in its own way.\n" * 6,
+                    encoding="utf-8")
+    out = tmp_path / "run"
+    small = ["--text", str(path), "--lstm-size", "8", "--n-seqs", "2", "--n-steps", "8", "--eval-every", "10",
+             "--no-plot", "--sample-length", "0", "--out", str(out)]
+    status, lines, err = run(["chars", *small, "--epochs", "1", "--cell", "gru"])
+    assert status == 0, err
+    assert any("GRU" in line for line in lines[:3]) and lines[-1].startswith("val loss: ")
+    assert model_from_checkpoint(out / "chars.npz")[0].cell == "gru"
+    status, lines, err = run(["sample", "--checkpoint", str(out / "chars.npz"), "--prime", "Hap", "--length", "10"])
+    assert status == 0 and lines[0].startswith("Hap"), err
+    status, _, err = run(["chars", *small, "--epochs", "2", "--resume", str(out / "chars.npz"), "--cell", "lstm"])
+    assert status == 2 and "--cell lstm (checkpoint has gru)" in err and err.count("\n") == 1
+    status, _, err = run(["cells", "--checkpoint", str(out / "chars.npz"), "--text", str(path),
+                          "--out", str(tmp_path / "c.html")])
+    assert status == 2 and "cell 'gru'" in err and err.count("\n") == 1

@@ -77,7 +77,9 @@ class LSTMModel:
             "noaf", "cifg", "fgr" (derivations/12_the_lstm_family.md). The same head, losses, dropout,
             optimizers and state layout for every cell. Layer l's parameters are ``f"{cell}.{l}.{key}"`` for
             each key of the cell's ``param_shapes`` (``lstm.0.Wx``, ``gru.1.bh``, ``nfg.0.p``); state[l, 0]
-            (the c slot) stays zero for a cell without a cell state ("rnn", "gru").
+            (the c slot) stays zero for a cell without a cell state ("rnn", "gru"). "fgr"'s previous gates
+            [i, f, o]_{t-1} are not part of the state: a sequence continued from a returned state (stateful
+            training) restarts them at zero, so for "fgr" two halves are not the whole.
 
     Inputs x are (N, T, D) floats, or (N, T) integer token ids in [0, input_size) (a one-hot input computed
     as a row gather of Wx). ``state`` is (L, 2, N, H): state[l, 0] is layer l's c, state[l, 1] its h.

@@ -283,3 +283,11 @@ def test_chars_trains_a_gru_samples_from_it_and_resume_keeps_its_cell(tmp_path):
     status, _, err = run(["cells", "--checkpoint", str(out / "chars.npz"), "--text", str(path),
                           "--out", str(tmp_path / "c.html")])
     assert status == 2 and "cell 'gru'" in err and err.count("\n") == 1
+
+
+def test_inside_refuses_a_sine_checkpoint_of_another_cell(tmp_path):
+    ck = tmp_path / "r.npz"
+    assert run([*TINY_SINE, "--cell", "rnn", "--checkpoint", str(ck), "--stop-at", "2", "--out", str(tmp_path),
+                "--quiet"])[0] == 0
+    status, _, err = run(["inside", "--checkpoint", str(ck), "--out", str(tmp_path)])
+    assert status == 2 and "cell 'rnn'" in err and err.count("\n") == 1

@@ -27,12 +27,7 @@ from functools import reduce
 import numpy as np
 
 from . import _checks as chk
-from . import engines
-
-try:
-    from . import cells
-except ImportError:  # TEMPORARY until the cells branch is merged: lstm and rnn only
-    from . import _cells_shim as cells
+from . import cells, engines
 from .losses import mse, softmax_ce
 
 HEADS = ("last", "all")

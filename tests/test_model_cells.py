@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import demo
-from numpylstm import LSTMModel, engines, params_from_torch, params_to_torch
-from numpylstm.model import cells  # TEMPORARY: numpylstm.cells after the cells merge
+from numpylstm import LSTMModel, cells, engines, params_from_torch, params_to_torch
 from numpylstm.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from numpylstm.gradcheck import MODEL_TOL, check_model
 from numpylstm.optim import Adam

@@ -164,14 +164,18 @@ class LSTMModel:
         """Name -> shape of every parameter array, in the order of ``params``: layer by layer the cell's
         ``param_shapes(D, H)`` (D = input_size for layer 0, H above it) as ``f"{cell}.{l}.{key}"``, then the
         head's ``head.W`` (H, O) and ``head.b`` (O,)."""
-        H, shapes, c = self.hidden_size, {}, self.cell
-        for l in range(self.num_layers):
-            D = self.input_size if l == 0 else H
-            for key, shape in self.cell_type.param_shapes(D, H).items():
-                shapes[f"{c}.{l}.{key}"] = tuple(shape)
-        shapes["head.W"] = (H, self.output_size)
-        shapes["head.b"] = (self.output_size,)
-        return shapes
+        key = (self.cell, self.input_size, self.hidden_size, self.output_size, self.num_layers)
+        kept = self.__dict__.get("_shapes")
+        if kept is None or kept[0] != key:  # made once: every call checks the params against it (_check_params)
+            H, shapes, c = self.hidden_size, {}, self.cell
+            for l in range(self.num_layers):
+                D = self.input_size if l == 0 else H
+                for k, shape in self.cell_type.param_shapes(D, H).items():
+                    shapes[f"{c}.{l}.{k}"] = tuple(shape)
+            shapes["head.W"] = (H, self.output_size)
+            shapes["head.b"] = (self.output_size,)
+            kept = self._shapes = (key, shapes)
+        return dict(kept[1])
 
     def _init_params(self) -> dict:
         """uniform(-1/sqrt(H), 1/sqrt(H)) everywhere, like PyTorch, drawn in ``param_shapes`` order; forget_bias

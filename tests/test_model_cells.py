@@ -290,3 +290,14 @@ def test_inside_refuses_a_sine_checkpoint_of_another_cell(tmp_path):
                 "--quiet"])[0] == 0
     status, _, err = run(["inside", "--checkpoint", str(ck), "--out", str(tmp_path)])
     assert status == 2 and "cell 'rnn'" in err and err.count("\n") == 1
+
+
+def test_adding_trains_any_cell_and_draws_every_cell_it_finds(tmp_path):
+    out = str(tmp_path)
+    for cell in ("gru", "cifg"):
+        status, lines, err = run(["adding", "--timesteps", "5", "--lstm-size", "3", "--minutes", "0.005",
+                                  "--eval-every", "5", "--out", out, "--cell", cell, "--quiet"])
+        assert status == 0 and lines[-1].startswith("test MSE: "), err
+    assert (tmp_path / "gru.npz").is_file() and (tmp_path / "cifg.npz").is_file()
+    if (tmp_path / "adding.png").exists():  # matplotlib installed: the plot holds both
+        assert (tmp_path / "adding.png").read_bytes()[:4] == b"\x89PNG"

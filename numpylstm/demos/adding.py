@@ -134,7 +134,8 @@ def plot_adding(out) -> Path | None:
     if not runs:
         return None
     fig, ax = _figure(8.0, 4.5)
-    others = iter(["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#c49c94"])  # one for each other cell
+    others = iter(["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000",
+                   "#c49c94"])  # one for each of the other cells, none the target line's green
     colours = {"lstm": "#1f77b4", "rnn": "#d62728"}
     for cell, path in runs:
         colours.setdefault(cell, next(others))

@@ -292,7 +292,7 @@ class ReberTask:
 
 TASKS = {"adding": AddingTask, "reber": ReberTask}
 DEFAULT_TASKS = ("adding", "reber")
-DEFAULT_SEEDS = 3
+DEFAULT_SEEDS = 2
 
 
 def task_of(name, steps=None):

@@ -64,7 +64,7 @@ def _rec(task, cell, seed, score, c=None):
     if task == "adding":
         result["steps to MSE < 0.01"] = 100 if score < 0.01 else None
     else:
-        result.update({"mean |c|": c, "mean |c| last quarter": c})
+        result.update({"mean |c|": c, "mean |c| first quarter": c, "mean |c| last quarter": c})
     return {"lab": "variants", "format": va.RUN_FORMAT, "task": task, "cell": cell, "seed": seed,
             "dtype": "float32", "settings": {"steps": 7}, "result": result, "seconds": 1.0}
 
@@ -72,18 +72,21 @@ def _rec(task, cell, seed, score, c=None):
 def test_the_ranking_orders_by_the_tasks_direction_and_ties_share_a_rank():
     recs = [_rec("adding", "rnn", 0, 0.17), _rec("adding", "rnn", 1, 0.16),
             _rec("adding", "lstm", 0, 0.001), _rec("adding", "lstm", 1, 0.003),
-            _rec("reber", "rnn", 0, 1.0), _rec("reber", "lstm", 0, 1.0, c=2.0), _rec("reber", "gru", 0, 0.6)]
+            _rec("adding", "gru", 0, 0.000184), _rec("adding", "cifg", 0, 0.000227),  # small, not tied
+            _rec("reber", "rnn", 0, 0.9991), _rec("reber", "lstm", 0, 0.9989, c=2.0),  # tied at 3 digits
+            _rec("reber", "gru", 0, 0.6)]
     table = va.summarise(recs)
-    assert [r["cell"] for r in table["adding"]] == ["lstm", "rnn"]  # lower MSE first
-    lstm = table["adding"][0]
+    assert [r["cell"] for r in table["adding"]] == ["gru", "cifg", "lstm", "rnn"]  # lower MSE first
+    assert [r["rank"] for r in table["adding"]] == [1, 2, 3, 4]
+    lstm = table["adding"][2]
     assert lstm["mean"] == pytest.approx(0.002) and lstm["min"] == 0.001 and lstm["max"] == 0.003
     assert lstm["sd"] == pytest.approx(np.std([0.001, 0.003], ddof=1))
-    assert [(r["cell"], r["rank"]) for r in table["reber"]] == [("lstm", 1.5), ("rnn", 1.5), ("gru", 3.0)]
+    assert [(r["cell"], r["rank"]) for r in table["reber"]] == [("rnn", 1.5), ("lstm", 1.5), ("gru", 3.0)]
     text = va.format_table(table)
     assert "2/2 (step 100)" in text and "0/2" in text  # solved counts
     overall = text.split("overall")[1]
-    assert overall.index("lstm") < overall.index("rnn")  # mean ranks 1.25 against 1.75; gru ran one task only
-    assert "gru" not in overall
+    assert overall.index("gru") < overall.index("lstm") < overall.index("rnn")  # mean ranks 2, 2.25, 2.75
+    assert "cifg" not in overall  # it ran one task only
     md = va.format_table(table, markdown=True)
     assert "| rank | cell | Greff |" in md and "|---|" in md
 

@@ -287,7 +287,8 @@ class ReberTask:
                 "diverged at step": diverged, "parameters": model.num_params(), "curve": curve}
 
     def columns(self):
-        return [("mean |c|", "mean |c|", "{:.3g}"), ("mean |c| last quarter", "|c| last 1/4", "{:.3g}")]
+        return [("mean |c|", "mean |c|", "{:.3g}"), ("mean |c| first quarter", "|c| 1st 1/4", "{:.3g}"),
+                ("mean |c| last quarter", "|c| last 1/4", "{:.3g}")]
 
 
 TASKS = {"adding": AddingTask, "reber": ReberTask}
@@ -417,8 +418,8 @@ def summarise(records) -> dict:
             rows.append(row)
         sign = 1.0 if task.better == "lower" else -1.0
         rows.sort(key=lambda row: (math.isnan(row["mean"]), sign * row["mean"] if not math.isnan(row["mean"]) else 0))
-        # ranks: equal means (to the printed precision) share their average rank
-        means = [round(row["mean"], 4) if not math.isnan(row["mean"]) else None for row in rows]
+        # ranks: means equal to the printed precision (3 significant digits) share their average rank
+        means = [f"{row['mean']:.3g}" if not math.isnan(row["mean"]) else None for row in rows]
         for i, row in enumerate(rows):
             same = [j for j, m in enumerate(means) if m == means[i]]
             row["rank"] = (min(same) + max(same)) / 2.0 + 1.0
@@ -445,7 +446,8 @@ def format_table(table, markdown=False) -> str:
         body = []
         for row in rows:
             per_seed = " ".join(_fmt(v, "{:.3g}") for v in row["scores"])
-            cells = [_fmt(row["rank"], "{:g}"), row["cell"], row["greff"], _fmt(row["mean"]), _fmt(row["sd"], "{:.2g}"),
+            cells = [_fmt(row["rank"], "{:g}"), row["cell"], row["greff"], _fmt(row["mean"], "{:.3g}"),
+                     _fmt(row["sd"], "{:.2g}"),
                      f"{_fmt(row['min'], '{:.3g}')} - {_fmt(row['max'], '{:.3g}')}", per_seed]
             for key, _, spec in extra:
                 if spec == "solved":

@@ -574,7 +574,7 @@ def add_variants_flags(p):
                    help="folder for DIR/runs/*.json and DIR/variants.png (default runs/variants)")
     g.add_argument("--redraw", action="store_true",
                    help="train nothing: print the table and redraw DIR/variants.png from the runs saved in DIR "
-                        "(--tasks and --cells select among them)")
+                        "(--tasks, --cells and --seeds S, seeds 0 .. S-1, select among them)")
     g.add_argument("--overwrite", action="store_true",
                    help="retrain runs saved in DIR with other settings (replacing their files), and replace a "
                         "DIR/variants.png that holds no lab runs")
@@ -624,10 +624,11 @@ def run_variants_command(args, parser):
     _check_writable(parser, "--out", args.out, folder=True)
     try:
         if args.redraw:
-            if args.steps or args.seeds or args.jobs:
-                parser.error("--redraw trains nothing: --steps, --seeds and --jobs do not apply")
+            if args.steps or args.jobs:
+                parser.error("--redraw trains nothing: --steps and --jobs do not apply")
             return redraw(args.out, tasks=tasks if args.tasks else None, cells=cells if args.cells else None,
-                          markdown=args.markdown, plot=not args.no_plot, overwrite=args.overwrite)
+                          seeds=args.seeds, markdown=args.markdown, plot=not args.no_plot,
+                          overwrite=args.overwrite)
         jobs = args.jobs or max(1, min(2, os.cpu_count() or 1))
         settings = LabSettings(cells=cells, tasks=tasks, seeds=args.seeds or DEFAULT_SEEDS,
                                steps=_parse_lab_steps(parser, args.steps, tasks), dtype=args.dtype, jobs=jobs)

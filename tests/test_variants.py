@@ -157,6 +157,11 @@ def test_lab_end_to_end_and_resume(tmp_path, tiny, monkeypatch):
     status, md, _ = run(["variants", "--redraw", "--out", out, "--markdown", "--no-plot", "--tasks", "reber"])
     assert status == 0 and "| rank |" in md and "adding" not in md
 
+    status, text, _ = run([*LAB[:5], "2", *LAB[6:], "--out", out, "--no-plot", "--tasks", "reber"])  # seed 1 too
+    assert status == 0 and "2 seed(s)" in text
+    status, md, _ = run(["variants", "--redraw", "--out", out, "--no-plot", "--tasks", "reber", "--seeds", "1"])
+    assert status == 0 and "1 seed(s)" in md and md[md.index("continual"):].strip() == table[table.index("continual"):table.index("overall")].strip()
+
 
 def test_redraw_draws_the_table_from_the_saved_runs(tmp_path, tiny):
     pytest.importorskip("matplotlib")
@@ -211,7 +216,7 @@ def test_lab_refuses_to_replace_what_it_was_not_asked_to(tmp_path, tiny):
     (["--steps", "sine=3"], "'sine' is not one of the tasks"),
     (["--steps", "3", "4"], "one number or TASK=N"),
     (["--seeds", "0"], "must be an integer >= 1"),
-    (["--redraw", "--seeds", "2"], "--redraw trains nothing"),
+    (["--redraw", "--steps", "2"], "--redraw trains nothing"),
     (["--redraw"], "no saved lab runs"),
 ])
 def test_lab_rejects_bad_flags_with_one_line(tmp_path, argv, message):

@@ -257,7 +257,9 @@ class ReberTask:
         q = max(1, len(cabs) // 4)
         return hits / max(count, 1), float(np.mean(cabs)), float(np.mean(cabs[:q])), float(np.mean(cabs[-q:]))
 
-    def run(self, cell, seed, dtype, heartbeat=None) -> dict:
+    def run(self, cell, seed, dtype, heartbeat=None, keep=None) -> dict:
+        """Train and test one cell; ``keep``, a dict, receives the trained model as keep["model"]
+        (derivations/scripts/lab_cell_state.py looks inside it)."""
         dt = np.dtype(dtype)
         V = len(REBER_SYMBOLS)
         model = LSTMModel(V, self.hidden, V, head="all", loss="softmax_ce", seed=seed, dtype=dt, cell=cell)
@@ -277,6 +279,8 @@ class ReberTask:
                 curve.append((step, self._test(model, seed, self.curve_length)[0]))
             if heartbeat is not None:
                 heartbeat(step)
+        if keep is not None:
+            keep["model"] = model
         acc, cabs, cstart, cend = self._test(model, seed, self.test_length)
         curve.append((step, acc))
         has_c = cabs > 0.0  # cells without a cell state keep the c slot of the state at exactly 0
@@ -598,10 +602,12 @@ def _check_figure(out, overwrite):
                        "--overwrite to replace it, or choose another --out")
 
 
-def redraw(out, *, tasks=None, cells=None, markdown=False, plot=True, overwrite=False, stream=None) -> int:
-    """Print the table and draw DIR/variants.png from the saved runs; no training."""
+def redraw(out, *, tasks=None, cells=None, seeds=None, markdown=False, plot=True, overwrite=False,
+           stream=None) -> int:
+    """Print the table and draw DIR/variants.png from the saved runs (only seeds 0 .. seeds-1 if given); no
+    training."""
     stream = sys.stdout if stream is None else stream
-    records = load_runs(out, tasks, cells)
+    records = [r for r in load_runs(out, tasks, cells) if seeds is None or r["seed"] < seeds]
     if not records:
         raise LabError(f"--out {out}: no saved lab runs in {Path(out) / 'runs'} (run 'python demo.py variants' "
                        "first)")

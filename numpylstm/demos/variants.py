@@ -539,13 +539,13 @@ def plot_variants(table, records, path) -> Path:
                 ax.set_xlim(lo / 3, hi * 3)
         else:
             ax.set_xlim(-0.02, 1.02)
-        if baseline is not None:
-            ax.axvline(baseline, color="#555555", linestyle="--", linewidth=1, label=f"baseline {baseline:.3g}")
-            ax.legend(loc="lower right", fontsize=7)
+        if baseline is not None:  # named in the axis label, not in a legend that could hide a cell's dots
+            ax.axvline(baseline, color="#555555", linestyle="--", linewidth=1)
         task = TASKS[task_name]
         ax.set_title(f"{task.title}" if key == task.score else "Reber stream: cell state", fontsize=9)
-        label = {"test MSE": "test MSE (log; mean = geometric)", "accuracy": "accuracy on the long-memory symbol",
-                 "mean |c|": "mean |c| over the test stream (log)"}[key]
+        label = {"test MSE": "test MSE (log; bar: geometric mean)\ndashed: baseline 1/6 (always predict 1)",
+                 "accuracy": "accuracy on the long-memory symbol\ndashed: baseline 0.5 (no memory)",
+                 "mean |c|": "mean |c| over the test stream (log)\nbounded only if a forget gate is used"}[key]
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", color="#dddddd", linewidth=0.5)

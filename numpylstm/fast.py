@@ -22,8 +22,8 @@ along one 4H axis in PyTorch's order **i, f, g, o**: columns ``[0:H]`` input gat
 
 The public pair ``lstm_forward`` / ``lstm_backward`` is batch-first like ``nn.LSTM(batch_first=True)``.
 Internally everything is time-major (T, N, ...), so that the slice for one timestep is a contiguous (N, ...)
-block; ``LSTMModel`` (through ``engines.py``) calls the time-major pair ``lstm_forward_tm`` / ``lstm_backward_tm`` and
-never transposes between layers.
+block; ``LSTMModel`` (through ``engines.py``) calls the time-major pair ``lstm_forward_tm`` /
+``lstm_backward_tm`` and never transposes between layers.
 """
 
 from __future__ import annotations

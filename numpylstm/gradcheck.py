@@ -371,7 +371,8 @@ def main_cells(name) -> int:
     ok = True
     for k, cell in enumerate(cells.NAMES if name == "all" else (name,)):
         rows = check_cell(cell)
-        print(("\n" if k else "") + format_report(rows, LAYER_TOL, f"cell {cell!r}, N=2 T=4 D=3 H=3 (tol {LAYER_TOL:g})"))
+        title = f"cell {cell!r}, N=2 T=4 D=3 H=3 (tol {LAYER_TOL:g})"
+        print(("\n" if k else "") + format_report(rows, LAYER_TOL, title))
         ok &= all(r.max_rel < LAYER_TOL for r in rows)
     print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
     return 0 if ok else 1

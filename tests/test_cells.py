@@ -518,3 +518,15 @@ def test_gradcheck_command_checks_cells(capsys, monkeypatch):
     monkeypatch.setattr(peephole, "CELL", broken)
     assert gradcheck.main(["--cell", "peephole"]) == 1
     assert "GRADIENT CHECK FAILED" in capsys.readouterr().out
+
+
+def test_cells_pickle_and_copy_as_their_name():
+    """A model that holds a cell must survive pickle and deepcopy: the adapters of the peephole family are
+    closures, so a cell of numpylstm.cells pickles as its name."""
+    import copy
+    import pickle
+
+    for name in cells.NAMES:
+        cell = cells.get(name)
+        assert pickle.loads(pickle.dumps(cell)) is cell
+        assert copy.deepcopy(cell) is cell and copy.copy(cell) is cell

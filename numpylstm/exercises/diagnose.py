@@ -467,10 +467,15 @@ def diagnose_lstm_backward(backward, seed=0):
     x, h0, c0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
     Wx, Wh, b = rng.standard_normal((D, 4 * H)), rng.standard_normal((H, 4 * H)) / np.sqrt(H), rng.standard_normal(4 * H)
     _, _, cache = textbook.lstm_forward(x, h0, c0, Wx, Wh, b)
+    # two forwards that cut one path back in time: Wh = 0 (no dh_{t-1} through (B10)), f = 0 (no (B7))
+    _, _, cache_no_h = textbook.lstm_forward(x, h0, c0, Wx, np.zeros_like(Wh), b)
+    Wx_f, Wh_f, b_f = Wx.copy(), Wh.copy(), b.copy()
+    Wx_f[:, H:2 * H], Wh_f[:, H:2 * H], b_f[H:2 * H] = 0.0, 0.0, -40.0  # f_t = sigma(-40) ~ 4e-18
+    _, _, cache_no_c = textbook.lstm_forward(x, h0, c0, Wx_f, Wh_f, b_f)
     names = ("dx", "dh0", "dc0", "dWx", "dWh", "db")
     weight_label = {"dWx": "B12", "dWh": "B13", "db": "B14"}
 
-    def run(dhs, dhT, dcT):
+    def run(dhs, dhT, dcT, cache=cache):
         ref = dict(zip(names, textbook.lstm_backward(dhs, cache, dhT, dcT)))
         try:
             with np.errstate(all="ignore"):
@@ -501,8 +506,10 @@ def diagnose_lstm_backward(backward, seed=0):
         return Diagnosis(_sort_labels(suspects), notes)
     zero = np.zeros((N, H))
     dhs0 = np.zeros((N, T, H))
-    probes = (("B2", "only dcT nonzero: the cell gradient carried back, dc_{t+1} f_{t+1} in (B2)", (dhs0, zero, rng.standard_normal((N, H)))),
-              ("B1", "only dhT nonzero: the carried dh_t of (B1)", (dhs0, rng.standard_normal((N, H)), zero)))
+    probes = (("B2", "only dcT nonzero and Wh = 0 (no path through h): the cell gradient carried back, "
+                     "dc_{t+1} f_{t+1} of (B2),", (dhs0, zero, rng.standard_normal((N, H)), cache_no_h)),
+              ("B1", "only dhT nonzero and f = 0 (no path through c): the carried dh_t of (B1)",
+               (dhs0, rng.standard_normal((N, H)), zero, cache_no_c)))
     for label, why, args in probes:
         r, g = run(*args)
         if g is None or not all(_close(g[k], r[k]) for k in names):

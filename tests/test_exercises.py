@@ -341,3 +341,22 @@ def test_quiz_cli_reads_stdin_and_stops_at_eof():
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "not quite: (K1); the wrong line is (B2)" in r.stdout
     assert "this is the published bug 'no tanh''" in r.stdout and "score: 0 of 1 answered" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["no tanh'", "df uses c_t"])
+def test_chapter_8_5_pastes_the_tool_s_output(name):
+    """The worked examples of section 8.5 (derivations/scripts/localise.py): tables and diagnosis still hold."""
+    from numpylstm.exercises.quiz import _table
+    from numpylstm.gradcheck import check_layer_pair
+
+    text = (ROOT / "derivations" / "08_gradient_checking.md").read_text().split("## 8.5")[1]
+    bug = next(b for b in bugzoo.BUGS if b.name == name)
+    lines = []
+    one = check_layer_pair(*bugzoo.layer_pair(bug), N=2, T=1, D=4, H=3, seed=0, final_state_grads=False)
+    _table(one, lines.append)
+    d = diagnosis_of(bug)
+    for line in [f"diagnose_step: {list(d)}", *d.notes, *lines[1:]]:
+        # the error columns agree to the printed digits except the rounding-level ones (~1e-11)
+        if "e-1" in line and not line.strip().startswith(("x", "h0", "c0")):
+            line = line.split()[0]
+        assert line.strip() in text, line

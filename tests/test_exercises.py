@@ -360,3 +360,75 @@ def test_chapter_8_5_pastes_the_tool_s_output(name):
         if "e-1" in line and not line.strip().startswith(("x", "h0", "c0")):
             line = line.split()[0]
         assert line.strip() in text, line
+
+
+# ------------------------------------------------------------------------- GRU and peephole (issue 20's cells)
+
+
+def _mutant_of(func, old, new, namespace):
+    src = textwrap.dedent(inspect.getsource(func))
+    assert old in src, old
+    ns = dict(namespace)
+    exec(src.replace(old, new, 1), ns)  # noqa: S102
+    return ns[func.__name__]
+
+
+GRU_BUGS = [("dn = dh_t * (1 - z)", "dn = dh_t * z", ["U7"]),
+            ("dan = dn * (1 - n**2)", "dan = dn * (1 - n)", ["U9"]),
+            ("dr = dan * ah_n", "dr = dan * n", ["U10"]),
+            ("dar = dr * r * (1 - r)", "dar = dr * r", ["U11"]),
+            ("dz = dh_t * (h_prev - n)", "dz = dh_t * (n - h_prev)", ["U8", "U11"]),
+            ("dah = np.concatenate([dar, daz, dan * r], axis=1)", "dah = np.concatenate([dar, daz, dan], axis=1)",
+             ["U13"]),
+            ("dh_prev = dh_t * z + dah @ Wh.T", "dh_prev = dah @ Wh.T", ["U14"]),
+            ("dbh = dah.sum(axis=0)", "dbh = dax.sum(axis=0)", ["U16"]),
+            ("dx_t = dax @ Wx.T", "dx_t = dah @ Wx.T", ["U17"]),
+            ("dax = np.concatenate([dar, daz, dan], axis=1)", "dax = np.concatenate([daz, dar, dan], axis=1)",
+             ["U12"])]
+
+
+@pytest.mark.parametrize("old, new, labels", GRU_BUGS, ids=[b[1] for b in GRU_BUGS])
+def test_gru_step_bugs_are_localised(old, new, labels):
+    gru = pytest.importorskip("numpylstm.gru")
+    from numpylstm.exercises.diagnose_cells import diagnose_gru_step
+
+    assert diagnose_gru_step(gru.gru_step_backward) == []
+    assert diagnose_gru_step(_mutant_of(gru.gru_step_backward, old, new, vars(gru))) == labels
+
+
+PEEPHOLE_BUGS = [
+    ("dc_t = dc_next + dh_t * o * (1 - tanh_c**2) + dao * p[2]", "dc_t = dc_next + dh_t * o * (1 - tanh_c**2)",
+     ["P4"], None),
+    ("dc_t = dc_next + dh_t * o * (1 - tanh_c**2) + dao * p[2]", "dc_t = dc_next + dh_t * o + dao * p[2]",
+     ["P4"], "no tanh'"),
+    ("dc_prev = dc_t * f + dai * p[0] + daf * p[1]", "dc_prev = dc_t * f", ["P5"], None),
+    ("dp_i = (dai * c_prev).sum(axis=0)", "dp_i = (dai * c_t).sum(axis=0)", ["P6"], None),
+    ("dp_o = (dao * c_t).sum(axis=0)", "dp_o = (dao * c_prev).sum(axis=0)", ["P7"], None),
+    ("df = dc_t * c_prev", "df = dc_t * c_t", ["B5"], "df uses c_t"),
+    ("dag = dg * (1 - g**2)", "dag = dg * (1 - g)", ["B9"], None)]
+
+
+@pytest.mark.parametrize("old, new, labels, published", PEEPHOLE_BUGS, ids=[b[1] for b in PEEPHOLE_BUGS])
+def test_peephole_step_bugs_are_localised(old, new, labels, published):
+    peephole = pytest.importorskip("numpylstm.cells.peephole")
+    from numpylstm.exercises.diagnose_cells import diagnose_peephole_step
+
+    fwd = peephole.peephole_step_forward
+    assert diagnose_peephole_step(fwd, peephole.peephole_step_backward) == []
+    d = diagnose_peephole_step(fwd, _mutant_of(peephole.peephole_step_backward, old, new, vars(peephole)))
+    assert d == labels and d.published == published
+
+
+@pytest.mark.parametrize("name, old, new, label", [
+    ("gru_step_backward", "dr = dan * ah_n", "dr = dan * n", "U10"),
+    ("peephole_step_backward", "dp_o = (dao * c_t).sum(axis=0)", "dp_o = (dao * c_prev).sum(axis=0)", "P7")])
+def test_cell_exercises_pass_with_the_reference_and_catch_a_bug(name, old, new, label, tmp_path):
+    ex = BY_NAME[name]
+    if ex.reference is None:
+        pytest.skip(ex.missing)
+    path = tmp_path / f"{name}.py"
+    path.write_text(solution_file_text(ex))
+    assert check_file(name, path).ok
+    path.write_text(solution_file_text(ex).replace(old, new, 1))
+    report = check_file(name, path)
+    assert not report.ok and report.suspects == [label], report.text

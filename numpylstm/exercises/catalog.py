@@ -24,6 +24,16 @@ from .. import gradcheck, optim, rnn, textbook
 from . import reference
 from .blanks import where
 from .diagnose import Diagnosis, diagnose_lstm_backward, diagnose_rnn_step, diagnose_step
+from .diagnose_cells import diagnose_gru_step, diagnose_peephole_step
+
+try:  # the cells of chapter 12 (issue 20); their exercises wait until they are on the branch
+    from .. import gru as _gru
+except ImportError:
+    _gru = None
+try:
+    from ..cells import peephole as _peephole
+except ImportError:
+    _peephole = None
 
 VALUE_TOL = 1e-9  # relative (G2) error between the learner's float64 result and the reference's
 GRAD_TOL = gradcheck.LAYER_TOL
@@ -225,6 +235,21 @@ def _inputs_rnn(rng, tokens=False, N=2, D=3, H=2):
     return (rng.standard_normal((N, H)), cache), {"fwd": fwd}
 
 
+def _inputs_gru(rng, tokens=False, N=2, D=3, H=2):
+    x = rng.integers(0, D, N) if tokens else rng.standard_normal((N, D))
+    fwd = (x, rng.standard_normal((N, H)), rng.standard_normal((D, 3 * H)) / 2, rng.standard_normal((H, 3 * H)) / 2,
+           rng.standard_normal(3 * H) / 2, rng.standard_normal(3 * H) / 2)
+    _, cache = _gru.gru_step_forward(*fwd)
+    return (rng.standard_normal((N, H)), cache), {"fwd": fwd}
+
+
+def _inputs_peephole(rng, tokens=False):
+    fwd = (*_lstm_step_inputs(rng, tokens), rng.standard_normal((3, 2)))
+    _, _, cache = _peephole.peephole_step_forward(*fwd)
+    N, H = fwd[1].shape
+    return (rng.standard_normal((N, H)), rng.standard_normal((N, H)), cache), {"H": H, "fwd": fwd}
+
+
 def _inputs_softmax(rng, tokens=False):
     return (rng.standard_normal((4, 3)) * 2, rng.integers(0, 3, 4)), {}
 
@@ -361,6 +386,55 @@ def _judge_rnn(ex, func, report, path=None):
         _report_diagnosis(diagnose_rnn_step(func), report, ex.name)
 
 
+def _judge_gru(ex, func, report, path=None):
+    rng = np.random.default_rng(0)
+    args, ctx = ex.inputs(rng)
+    got, want = _run_both(ex, func, args, report, path)
+    _check_shapes(ex.outputs, got, want, report)
+    wrong = _compare(ex.outputs, got, want, report, "values against numpylstm/gru.py")
+    if not wrong:
+        targs, _ = ex.inputs(rng, tokens=True)
+        tgot, twant = _run_both(ex, func, targs, report, path)
+        _check_shapes(ex.outputs, tgot, twant, report, "token-id input (E2), shapes")
+        wrong += _compare(ex.outputs, tgot, twant, report, "token-id input (E2)")
+    arrays = dict(zip(("x_t", "h_prev", "Wx", "Wh", "bx", "bh"),
+                      (np.ascontiguousarray(a, np.float64) for a in ctx["fwd"])))
+    dh = args[0]
+
+    def f():
+        return float(np.vdot(_gru.gru_step_forward(*arrays.values())[0], dh))
+
+    _gradcheck_rows(f, arrays, dict(zip(arrays, got)), report, None,
+                    "against finite differences of gru.gru_step_forward")
+    if wrong or not report.ok:
+        _report_diagnosis(diagnose_gru_step(func), report, ex.name)
+
+
+def _judge_peephole(ex, func, report, path=None):
+    rng = np.random.default_rng(0)
+    args, ctx = ex.inputs(rng)
+    got, want = _run_both(ex, func, args, report, path)
+    _check_shapes(ex.outputs, got, want, report)
+    wrong = _compare(ex.outputs, got, want, report, "values against numpylstm/cells/peephole.py", ctx["H"])
+    if not wrong:
+        targs, _ = ex.inputs(rng, tokens=True)
+        tgot, twant = _run_both(ex, func, targs, report, path)
+        _check_shapes(ex.outputs, tgot, twant, report, "token-id input (E2), shapes")
+        wrong += _compare(ex.outputs, tgot, twant, report, "token-id input (E2)", ctx["H"])
+    arrays = dict(zip(("x_t", "h_prev", "c_prev", "Wx", "Wh", "b", "p"),
+                      (np.ascontiguousarray(a, np.float64) for a in ctx["fwd"])))
+    dh, dc_next = args[0], args[1]
+
+    def f():
+        h, c, _ = _peephole.peephole_step_forward(*arrays.values())
+        return float(np.vdot(h, dh) + np.vdot(c, dc_next))
+
+    _gradcheck_rows(f, arrays, dict(zip(arrays, got)), report, ctx["H"],
+                    "against finite differences of peephole_step_forward")
+    if wrong or not report.ok:
+        _report_diagnosis(diagnose_peephole_step(_peephole.peephole_step_forward, func), report, ex.name)
+
+
 def _judge_softmax(ex, func, report, path=None):
     rng = np.random.default_rng(0)
     args, _ = ex.inputs(rng)
@@ -447,6 +521,12 @@ def _judge_clip(ex, func, report, path=None):
 
 # ----------------------------------------------------------------------------------------------- catalog
 
+
+def _span(first, last):
+    """'(first)-(last)', built so that the label test does not read labels of a module not on the branch."""
+    return f"({first})-({last})"
+
+
 _LSTM_IMPORTS = "import numpy as np\n\nfrom numpylstm.textbook import sigmoid  # sigmoid(z) = 1 / (1 + e^(-z)), overflow-safe\n"
 
 EXERCISES = (
@@ -464,11 +544,14 @@ EXERCISES = (
     Exercise("rnn_step_backward", "one tanh RNN step backward", "(R4)-(R9), (E2)", "derivations/11_why_lstm.md",
              rnn.rnn_step_backward, "numpylstm/rnn.py", "import numpy as np\n",
              ("dx_t", "dh_prev", "dWx", "dWh", "db"), _inputs_rnn, _judge_rnn),
-    Exercise("gru_step_backward", "one GRU step backward", "the GRU's (U) labels", "derivations/",
-             None, "numpylstm/gru.py", "", (), None, None,
+    Exercise("gru_step_backward", "one GRU step backward", _span("U7", "U17") + ", (E2)" if _gru else "the GRU's labels",
+             "derivations/12_the_lstm_family.md", _gru and _gru.gru_step_backward, "numpylstm/gru.py",
+             "import numpy as np\n", ("dx_t", "dh_prev", "dWx", "dWh", "dbx", "dbh"), _inputs_gru, _judge_gru,
              missing="waits for numpylstm/gru.py (the cells branch), not on this branch yet"),
-    Exercise("peephole_step_backward", "one peephole LSTM step backward", "the peephole's (P) labels",
-             "derivations/", None, "numpylstm/cells/peephole.py", "", (), None, None,
+    Exercise("peephole_step_backward", "one peephole LSTM step backward",
+             "(B2)-(B14), " + _span("P4", "P7") if _peephole else "the peephole's labels", "derivations/12_the_lstm_family.md",
+             _peephole and _peephole.peephole_step_backward, "numpylstm/cells/peephole.py", "import numpy as np\n",
+             ("dx_t", "dh_prev", "dc_prev", "dWx", "dWh", "db", "dp"), _inputs_peephole, _judge_peephole,
              missing="waits for numpylstm/cells/peephole.py (the cells branch), not on this branch yet"),
     Exercise("softmax_ce_backward", "softmax cross-entropy and its gradient", "(L3), (L4)",
              "derivations/05_head_losses.md", reference.softmax_ce_backward, "numpylstm/exercises/reference.py",

@@ -39,3 +39,30 @@ def mutant(name):
     namespace = {"np": np}
     exec(compile("\n".join(lines), f"<{name}>", "exec"), namespace)  # noqa: S102
     return namespace["lstm_step_backward"]
+
+
+# Single-line bugs of chapter 12's steps: (the line of numpylstm/gru.py, the wrong line, the expected suspects)
+GRU_BUGS = [("dn = dh_t * (1 - z)", "dn = dh_t * z", ["U7"]),
+            ("dan = dn * (1 - n**2)", "dan = dn * (1 - n)", ["U9"]),
+            ("dr = dan * ah_n", "dr = dan * n", ["U10"]),
+            ("dar = dr * r * (1 - r)", "dar = dr * r", ["U11"]),
+            ("dz = dh_t * (h_prev - n)", "dz = dh_t * (n - h_prev)", ["U8", "U11"]),
+            ("dah = np.concatenate([dar, daz, dan * r], axis=1)", "dah = np.concatenate([dar, daz, dan], axis=1)",
+             ["U13"]),
+            ("dh_prev = dh_t * z + dah @ Wh.T", "dh_prev = dah @ Wh.T", ["U14"]),
+            ("dbh = dah.sum(axis=0)", "dbh = dax.sum(axis=0)", ["U16"]),
+            ("dx_t = dax @ Wx.T", "dx_t = dah @ Wx.T", ["U17"]),
+            ("dax = np.concatenate([dar, daz, dan], axis=1)", "dax = np.concatenate([daz, dar, dan], axis=1)",
+             ["U12"])]
+
+# ... of numpylstm/cells/peephole.py: (line, wrong line, expected suspects, the zoo bug it is, if one)
+PEEPHOLE_BUGS = [
+    ("dc_t = dc_next + dh_t * o * (1 - tanh_c**2) + dao * p[2]", "dc_t = dc_next + dh_t * o * (1 - tanh_c**2)",
+     ["P4"], None),
+    ("dc_t = dc_next + dh_t * o * (1 - tanh_c**2) + dao * p[2]", "dc_t = dc_next + dh_t * o + dao * p[2]",
+     ["P4"], "no tanh'"),
+    ("dc_prev = dc_t * f + dai * p[0] + daf * p[1]", "dc_prev = dc_t * f", ["P5"], None),
+    ("dp_i = (dai * c_prev).sum(axis=0)", "dp_i = (dai * c_t).sum(axis=0)", ["P6"], None),
+    ("dp_o = (dao * c_t).sum(axis=0)", "dp_o = (dao * c_prev).sum(axis=0)", ["P7"], None),
+    ("df = dc_t * c_prev", "df = dc_t * c_t", ["B5"], "df uses c_t"),
+    ("dag = dg * (1 - g**2)", "dag = dg * (1 - g)", ["B9"], None)]

@@ -22,7 +22,7 @@ from numpylstm.exercises.blanks import blanks, exercise_body, label_location
 from numpylstm.exercises.cli import exercise_text, main, solution_file_text
 from numpylstm.exercises.quiz import diagnosis_of, quiz
 
-from own_bugs import OWN_BUGS, mutant  # tests/own_bugs.py
+from own_bugs import GRU_BUGS, OWN_BUGS, PEEPHOLE_BUGS, mutant  # tests/own_bugs.py
 
 ROOT = Path(__file__).resolve().parents[1]
 AVAILABLE = [ex for ex in EXERCISES if ex.reference is not None]
@@ -378,20 +378,6 @@ def _mutant_of(func, old, new, namespace):
     return ns[func.__name__]
 
 
-GRU_BUGS = [("dn = dh_t * (1 - z)", "dn = dh_t * z", ["U7"]),
-            ("dan = dn * (1 - n**2)", "dan = dn * (1 - n)", ["U9"]),
-            ("dr = dan * ah_n", "dr = dan * n", ["U10"]),
-            ("dar = dr * r * (1 - r)", "dar = dr * r", ["U11"]),
-            ("dz = dh_t * (h_prev - n)", "dz = dh_t * (n - h_prev)", ["U8", "U11"]),
-            ("dah = np.concatenate([dar, daz, dan * r], axis=1)", "dah = np.concatenate([dar, daz, dan], axis=1)",
-             ["U13"]),
-            ("dh_prev = dh_t * z + dah @ Wh.T", "dh_prev = dah @ Wh.T", ["U14"]),
-            ("dbh = dah.sum(axis=0)", "dbh = dax.sum(axis=0)", ["U16"]),
-            ("dx_t = dax @ Wx.T", "dx_t = dah @ Wx.T", ["U17"]),
-            ("dax = np.concatenate([dar, daz, dan], axis=1)", "dax = np.concatenate([daz, dar, dan], axis=1)",
-             ["U12"])]
-
-
 @pytest.mark.parametrize("old, new, labels", GRU_BUGS, ids=[b[1] for b in GRU_BUGS])
 def test_gru_step_bugs_are_localised(old, new, labels):
     gru = pytest.importorskip("numpylstm.gru")
@@ -399,18 +385,6 @@ def test_gru_step_bugs_are_localised(old, new, labels):
 
     assert diagnose_gru_step(gru.gru_step_backward) == []
     assert diagnose_gru_step(_mutant_of(gru.gru_step_backward, old, new, vars(gru))) == labels
-
-
-PEEPHOLE_BUGS = [
-    ("dc_t = dc_next + dh_t * o * (1 - tanh_c**2) + dao * p[2]", "dc_t = dc_next + dh_t * o * (1 - tanh_c**2)",
-     ["P4"], None),
-    ("dc_t = dc_next + dh_t * o * (1 - tanh_c**2) + dao * p[2]", "dc_t = dc_next + dh_t * o + dao * p[2]",
-     ["P4"], "no tanh'"),
-    ("dc_prev = dc_t * f + dai * p[0] + daf * p[1]", "dc_prev = dc_t * f", ["P5"], None),
-    ("dp_i = (dai * c_prev).sum(axis=0)", "dp_i = (dai * c_t).sum(axis=0)", ["P6"], None),
-    ("dp_o = (dao * c_t).sum(axis=0)", "dp_o = (dao * c_prev).sum(axis=0)", ["P7"], None),
-    ("df = dc_t * c_prev", "df = dc_t * c_t", ["B5"], "df uses c_t"),
-    ("dag = dg * (1 - g**2)", "dag = dg * (1 - g)", ["B9"], None)]
 
 
 @pytest.mark.parametrize("old, new, labels, published", PEEPHOLE_BUGS, ids=[b[1] for b in PEEPHOLE_BUGS])

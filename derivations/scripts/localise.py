@@ -60,6 +60,33 @@ def table():
         hits += label in d and len(d) <= 2
         print(f"{'own: ' + name:<34}{label:<12}{', '.join(d)}")
     print(f"own bugs localised to at most two suspects including the true one: {hits} of {len(OWN_BUGS)}")
+    try:
+        from numpylstm import gru
+        from numpylstm.cells import peephole
+    except ImportError:
+        return
+    import inspect
+    import textwrap
+
+    from own_bugs import GRU_BUGS, PEEPHOLE_BUGS
+
+    from numpylstm.exercises import diagnose_gru_step, diagnose_peephole_step
+
+    def mutant_of(func, old, new, namespace):
+        ns = dict(namespace)
+        exec(textwrap.dedent(inspect.getsource(func)).replace(old, new, 1), ns)  # noqa: S102
+        return ns[func.__name__]
+
+    print()
+    print(f"{'GRU step: wrong line':<52}{'expected':<12}suspects")
+    for old, new, labels in GRU_BUGS:
+        d = diagnose_gru_step(mutant_of(gru.gru_step_backward, old, new, vars(gru)))
+        print(f"{new[:50]:<52}{', '.join(labels):<12}{', '.join(d)}")
+    print(f"{'peephole step: wrong line':<52}{'expected':<12}suspects")
+    for old, new, labels, _ in PEEPHOLE_BUGS:
+        d = diagnose_peephole_step(peephole.peephole_step_forward,
+                                   mutant_of(peephole.peephole_step_backward, old, new, vars(peephole)))
+        print(f"{new[:50]:<52}{', '.join(labels):<12}{', '.join(d)}")
 
 
 def main(argv):

@@ -511,7 +511,7 @@ def _judge_clip(ex, func, report, path=None):
             raise Problem(f"clip_grad_norm must return the norm before clipping as a number; got {n!r}")
         names = ("n", *mine)
         got, want = (float(n), *mine.values()), (n_ref, *theirs.values())
-        _check_shapes(names, got, want, report)
+        _check_shapes(names, got, want, report, "shapes" if scale == 1.0 else f"{what}, shapes")
         wrong += _compare(names, got, want, report, what)
     if wrong:
         _report_diagnosis(Diagnosis(["O6"], ["the norm n is wrong" if "n" in wrong else

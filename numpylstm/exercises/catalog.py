@@ -527,7 +527,8 @@ def _span(first, last):
     return f"({first})-({last})"
 
 
-_LSTM_IMPORTS = "import numpy as np\n\nfrom numpylstm.textbook import sigmoid  # sigmoid(z) = 1 / (1 + e^(-z)), overflow-safe\n"
+_LSTM_IMPORTS = ("import numpy as np\n\n"
+                 "from numpylstm.textbook import sigmoid  # sigmoid(z) = 1 / (1 + e^(-z)), overflow-safe\n")
 
 EXERCISES = (
     Exercise("lstm_step_forward", "one LSTM step forward", "(F1)-(F5), (E1)", "derivations/02_forward.md",
@@ -544,12 +545,14 @@ EXERCISES = (
     Exercise("rnn_step_backward", "one tanh RNN step backward", "(R4)-(R9), (E2)", "derivations/11_why_lstm.md",
              rnn.rnn_step_backward, "numpylstm/rnn.py", "import numpy as np\n",
              ("dx_t", "dh_prev", "dWx", "dWh", "db"), _inputs_rnn, _judge_rnn),
-    Exercise("gru_step_backward", "one GRU step backward", _span("U7", "U17") + ", (E2)" if _gru else "the GRU's labels",
+    Exercise("gru_step_backward", "one GRU step backward",
+             _span("U7", "U17") + ", (E2)" if _gru else "the GRU's labels",
              "derivations/12_the_lstm_family.md", _gru and _gru.gru_step_backward, "numpylstm/gru.py",
              "import numpy as np\n", ("dx_t", "dh_prev", "dWx", "dWh", "dbx", "dbh"), _inputs_gru, _judge_gru,
              missing="waits for numpylstm/gru.py (the cells branch), not on this branch yet"),
     Exercise("peephole_step_backward", "one peephole LSTM step backward",
-             "(B2)-(B14), " + _span("P4", "P7") if _peephole else "the peephole's labels", "derivations/12_the_lstm_family.md",
+             "(B2)-(B14), " + _span("P4", "P7") if _peephole else "the peephole's labels",
+             "derivations/12_the_lstm_family.md",
              _peephole and _peephole.peephole_step_backward, "numpylstm/cells/peephole.py", "import numpy as np\n",
              ("dx_t", "dh_prev", "dc_prev", "dWx", "dWh", "db", "dp"), _inputs_peephole, _judge_peephole,
              missing="waits for numpylstm/cells/peephole.py (the cells branch), not on this branch yet"),

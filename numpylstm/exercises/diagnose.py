@@ -465,7 +465,8 @@ def diagnose_lstm_backward(backward, seed=0):
     rng = np.random.default_rng(seed)
     N, T, D, H = 2, 3, 2, 3
     x, h0, c0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
-    Wx, Wh, b = rng.standard_normal((D, 4 * H)), rng.standard_normal((H, 4 * H)) / np.sqrt(H), rng.standard_normal(4 * H)
+    Wx, Wh = rng.standard_normal((D, 4 * H)), rng.standard_normal((H, 4 * H)) / np.sqrt(H)
+    b = rng.standard_normal(4 * H)
     _, _, cache = textbook.lstm_forward(x, h0, c0, Wx, Wh, b)
     # two forwards that cut one path back in time: Wh = 0 (no dh_{t-1} through (B10)), f = 0 (no (B7))
     _, _, cache_no_h = textbook.lstm_forward(x, h0, c0, Wx, np.zeros_like(Wh), b)

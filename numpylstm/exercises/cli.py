@@ -26,9 +26,9 @@ def exercise_text(ex) -> str:
     doc = (f'"""Exercise: {ex.name} -- {ex.title}, {ex.labels} of {ex.chapter}.\n\n'
            f"Replace each of the {n} numbered blanks (raise NotImplementedError(...)) by the line it names;\n"
            "each points to the line of the chapter that derives it. Then:\n\n"
-           f"    python -m numpylstm.exercises check {ex.name}      (shapes, values, gradient check, suspects)\n"
-           f"    python -m numpylstm.exercises hint {ex.name}       (--level 1, 2, 3: label, chapter, formula)\n"
-           "    python -m pytest exercises/                        (the same checker, from pytest)\n"
+           f"    python -m numpylstm.exercises check {ex.name}   -- shapes, values, gradient check, suspects\n"
+           f"    python -m numpylstm.exercises hint {ex.name}    -- --level 1, 2, 3: label, chapter, formula\n"
+           "    python -m pytest exercises/   -- the same checker, from pytest\n"
            '"""\n\n')
     return doc + ex.imports + "\n\n" + bl.exercise_body(ex.reference)
 

@@ -24,7 +24,8 @@ Choices (and why, measured on this project's layer checks):
 ``python -m numpylstm.gradcheck`` runs a default check of both, prints a table per parameter (with the worst
 error per gate block i, f, g, o for the arrays with a fused 4H axis) and exits non-zero if any check fails.
 ``python -m numpylstm.gradcheck --bugs`` runs the bug zoo instead (``numpylstm/bugzoo.py``): classic published
-backward-pass bugs, each caught by the check, next to how well each still trains.
+backward-pass bugs, each caught by the check, next to how well each still trains. ``--bugs --quiz`` hides their
+names and asks for the wrong equation's label (``numpylstm/exercises/quiz.py``).
 ``python -m numpylstm.gradcheck --cell NAME`` checks one cell of ``numpylstm.cells`` (``--cell all``: every one)
 with ``check_cell``: every array, extra parameters included, with the worst error per gate block.
 """
@@ -327,18 +328,26 @@ def format_report(rows, tol, title=""):
 def main(argv=None) -> int:
     """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
 
-    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead. ``--cell NAME``: check the cell NAME of
-    ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
+    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead; ``--bugs --quiz``: the quiz. ``--cell NAME``:
+    check the cell NAME of ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv == ["--bugs"]:
-        from .bugzoo import main as bug_zoo
+    from .train import pipe_safe_stdout  # `| head` ends the output, not in a BrokenPipeError traceback
 
-        return bug_zoo()
+    if argv == ["--bugs"]:
+        from . import bugzoo
+
+        with pipe_safe_stdout():
+            return bugzoo.main()
+    if sorted(argv) == ["--bugs", "--quiz"]:
+        from .exercises.quiz import quiz
+
+        with pipe_safe_stdout():
+            return quiz()
     if len(argv) == 2 and argv[0] == "--cell":
         return main_cells(argv[1])
     if argv:
-        print(f"usage: python -m numpylstm.gradcheck [--bugs | --cell NAME]; got unexpected arguments {argv}",
+        print(f"usage: python -m numpylstm.gradcheck [--bugs [--quiz] | --cell NAME]; got unexpected arguments {argv}",
               file=sys.stderr)
         return 2
     ok = True

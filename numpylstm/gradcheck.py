@@ -225,18 +225,31 @@ def format_report(rows, tol, title=""):
     return "\n".join(lines)
 
 
+USAGE = """usage: python -m numpylstm.gradcheck [--bugs]
+
+Finite-difference gradient checks of numpylstm (float64, central differences):
+  (no flag)   the layer (lstm_forward/lstm_backward, N=2 T=3 D=4 H=3) and a 2-layer model with dropout, both
+              heads; exit status 0 when every array agrees within the tolerance, 1 otherwise
+  --bugs      the bug zoo: classic LSTM backward bugs, each caught by the check (numpylstm/bugzoo.py)
+  -h, --help  this text"""
+
+
 def main(argv=None) -> int:
     """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
 
     ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
     if argv == ["--bugs"]:
         from .bugzoo import main as bug_zoo
 
         return bug_zoo()
     if argv:
-        print(f"usage: python -m numpylstm.gradcheck [--bugs]; got unexpected arguments {argv}", file=sys.stderr)
+        print(f"python -m numpylstm.gradcheck: error: unexpected arguments {' '.join(argv)} (usage: python -m "
+              f"numpylstm.gradcheck [--bugs]; see -h)", file=sys.stderr)
         return 2
     ok = True
     rows = check_layer()
@@ -259,4 +272,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ._cli import run_cli
+
+    sys.exit(run_cli(main, "python -m numpylstm.gradcheck"))

@@ -18,9 +18,15 @@ import os
 import sys
 
 if __name__ == "__main__":  # Ctrl-C while NumPy and the demos are still being imported: one line, exit 130
-    from numpylstm._cli import quiet_interrupts_while_importing
+    import _signal  # the C module: ``signal`` itself imports enum, which takes a while (importing numpylstm
+    # imports NumPy, which takes longer)
 
-    quiet_interrupts_while_importing("demo.py")
+    def _interrupted_while_importing(signum, frame):
+        os.write(2, b"demo.py: interrupted\n")
+        os._exit(130)
+
+    if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
+        _signal.signal(_signal.SIGINT, _interrupted_while_importing)  # run_cli puts Python's own handler back
 
 # The sine demos' matrices are tiny ((64, 20) @ (20, 80)): a BLAS thread pool costs more than it saves, and on
 # a shared machine its spinning threads slow everything down, so every command runs BLAS on one thread except

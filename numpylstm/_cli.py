@@ -4,9 +4,10 @@ The rules, and the one helper that applies each (a new command -- ``demo.py`` su
 numpylstm.X`` -- uses all of them):
 
 1. **Ctrl-C at any moment is one line, never a traceback**, even while the modules are still being imported:
-   call ``quiet_interrupts_while_importing(prog)`` first thing in the script (before importing NumPy), and run
-   ``main`` through ``run_cli(main, prog)``: a KeyboardInterrupt anywhere becomes ``prog: interrupted``, exit
-   130. (Training loops handle Ctrl-C themselves: finish the step, save, say how to continue --
+   a script outside the package installs, first thing and with the standard library only (importing numpylstm
+   imports NumPy, which is the slow part), a SIGINT handler that writes ``prog: interrupted`` and ends with
+   ``os._exit(130)`` -- see the top of ``demo.py`` -- and runs ``main`` through ``run_cli(main, prog)``, which
+   puts Python's handler back: a KeyboardInterrupt anywhere becomes ``prog: interrupted``, exit 130. (Training loops handle Ctrl-C themselves: finish the step, save, say how to continue --
    ``train.run_for_cli``; after training, ``train.SaveOnStop`` does the same while evaluating and plotting.)
 2. **The reader going away is not an error**: ``run_cli`` wraps stdout and stderr (``SafeStream``). A closed
    pipe (``| head -1``: EPIPE) or a terminal that was closed (EIO, after a hang-up) stops the printing and
@@ -32,7 +33,7 @@ import signal
 import sys
 import threading
 
-__all__ = ["SafeStream", "safe_streams", "run_cli", "quiet_interrupts_while_importing", "say_error", "Parser"]
+__all__ = ["SafeStream", "safe_streams", "run_cli", "say_error", "Parser"]
 
 # errors of a reader that went away: printing stops, quietly (the user closed the pipe or the terminal)
 GONE = {errno.EPIPE, errno.EIO, errno.ENXIO, errno.ECONNRESET}
@@ -166,24 +167,3 @@ def run_cli(main, prog, argv=None) -> int:
         return 0 if status is None else status
 
 
-def _interrupted_while_importing(signum, frame):  # pragma: no cover - exercised in a subprocess
-    try:
-        os.write(2, f"{_PROG[0]}: interrupted\n".encode())
-    except OSError:
-        pass
-    os._exit(130)
-
-
-_PROG = ["numpylstm"]
-
-
-def quiet_interrupts_while_importing(prog) -> None:
-    """Until ``run_cli`` takes over, Ctrl-C ends the process with one line and exit status 130 (nothing has
-    been done yet, so there is nothing to save). Call before the slow imports (NumPy, matplotlib)."""
-    _PROG[0] = prog
-    if threading.current_thread() is threading.main_thread():
-        try:
-            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-                signal.signal(signal.SIGINT, _interrupted_while_importing)
-        except (ValueError, OSError):
-            pass

@@ -465,6 +465,8 @@ class Outputs:
         """``save(p)`` (e.g. ``lambda p: checkpoint.save_checkpoint(p, model, ...)``, itself atomic) by the
         rule: returns the path written."""
         target = real_target(path)
+        if target not in self._rules:  # a default name not claimed at the start: take it now if it is free
+            target = self.claim_new(target)
         why = self._refusal(target, "checkpoint", **{k: v for k, v in self._rules.get(target, {}).items()
                                                       if k != "kind"})
         if why is not None:

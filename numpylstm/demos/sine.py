@@ -168,7 +168,9 @@ def claim_outputs(outputs, out, plot, checkpoint, resume=None, overwrite=False):
     if checkpoint is not None:
         outputs.claim(checkpoint, "checkpoint", overwrite=overwrite, own=resume, flag=f"--checkpoint {checkpoint}")
         return Path(checkpoint)
-    return default_checkpoint(out, outputs)
+    # with plots the trained model is saved beside them: claim its name now; without, it is saved only if the
+    # run is stopped early, and its free name is then taken at write time (nothing written otherwise)
+    return default_checkpoint(out, outputs if plot else None)
 
 
 def report_stop(result, total, named, say, resume_hint="--resume"):
@@ -241,7 +243,8 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
         return code
     report_stop(result, s.steps, checkpoint is not None, say)
     with SaveOnStop(trainer, interrupt_path, doing="evaluating on the test set") as stop:
-        keep_trained(trainer, result, interrupt_path)
+        if plot:
+            keep_trained(trainer, result, interrupt_path)
         pred, _ = model.forward(data.test_x)
         tail = result.losses[-100:]
         say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
@@ -253,8 +256,8 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
 
 
 def keep_trained(trainer, result, path):
-    """Checkpoint first, then plots: a finished run whose state is not on disk yet (no --checkpoint) is saved
-    to ``path`` now, so nothing that happens while evaluating or drawing can lose it."""
+    """Checkpoint first, then plots: a finished run that writes files (plots) but whose state is not on disk
+    yet (no --checkpoint) saves it to ``path`` now, so nothing that happens while drawing can lose it."""
     if trainer.saved_step != trainer.step:
         try:
             result.checkpoint = trainer.save(path)

@@ -105,7 +105,8 @@ def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at
         return code
     report_stop(result, s.steps, checkpoint is not None, say, resume_hint="--stateful --resume")
     with SaveOnStop(trainer, interrupt_path, "--stateful --resume", doing="evaluating on the test curve") as stop:
-        keep_trained(trainer, result, interrupt_path)
+        if plot:
+            keep_trained(trainer, result, interrupt_path)
         pred = predict_test(model, test_seq, s.timesteps)
         truth = test_seq[s.timesteps :]
         say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "

@@ -239,7 +239,10 @@ def add_sine_flags(p):
     g.add_argument("--stop-at", type=_int(1), metavar="STEP",
                    help="train only up to this step (then evaluate, plot, save to --checkpoint or to "
                         "DIR/checkpoint.npz, and say where); resume later with --resume")
-    add_overwrite_flag(g, "--checkpoint FILE")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace --checkpoint FILE when it already holds another run's checkpoint, and PNGs in "
+                        "DIR at the plots' names that numpylstm did not draw (a file of another kind -- notes, "
+                        "someone else's .npz -- is never replaced)")
     g = p.add_argument_group("Anna format")
     g.add_argument("--stateful", action="store_true",
                    help="train like the char-RNN instead: the training curve cut into (--batch-size, "
@@ -345,7 +348,9 @@ def add_chars_flags(p):
                    help="continue the run saved in FILE (its settings and its text, read again from where it was; "
                         "--minutes/--epochs may set a new total budget; --text only if the text moved). Without "
                         "--out it saves into FILE's folder")
-    add_overwrite_flag(g, "DIR/chars.npz")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace DIR/chars.npz when it already holds another run's checkpoint, and a DIR/loss.png "
+                        "numpylstm did not draw (a file of another kind is never replaced)")
     g.add_argument("--no-plot", action="store_true", help="do not draw the loss plot (no matplotlib needed)")
     g.add_argument("--sample-length", type=_int(0), default=500, metavar="CHARS",
                    help="length of the sample printed at the end (default 500; 0: none)")

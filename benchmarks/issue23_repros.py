@@ -96,7 +96,22 @@ def _(d):
     return "?", last(err), f"h: {ls(Path(d) / 'h')}"
 
 
-@case(3, "two sine runs into one --out at once")
+@case(3, "two sine runs (with plots) into one --out at once")
+def _(d):
+    a = subprocess.Popen("exec " + demo(f"--steps 100000 {' '.join(TINY)} --out o"), shell=True, cwd=d, env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    b = subprocess.Popen("exec " + demo(f"--steps 100000 {' '.join(TINY)} --out o"), shell=True, cwd=d, env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    a.send_signal(signal.SIGTERM)
+    if b.poll() is None:
+        b.send_signal(signal.SIGTERM)
+    ea, eb = a.communicate()[1], b.communicate()[1]
+    return f"{a.returncode}/{b.returncode}", "A: " + last(ea) + " // B: " + last(eb), f"o: {ls(Path(d) / 'o')}"
+
+
+@case(3, "two sine runs (--no-plot) into one --out at once")
 def _(d):
     a = subprocess.Popen("exec " + demo(f"--steps 100000 {' '.join(TINY)} --no-plot --out o"), shell=True, cwd=d, env=ENV,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -111,42 +126,33 @@ def _(d):
     return f"{a.returncode}/{b.returncode}", "A: " + last(ea) + " // B: " + last(eb), f"o: {ls(Path(d) / 'o')}"
 
 
+def _signal_in_plots(d, sig):
+    """demo.py sine with a signal sent to itself when the loss plot starts (patched in, so it is not a race)."""
+    code = ("import os, runpy, sys; import numpylstm.demos.plots as P; orig = P.plot_loss\n"
+            f"def hook(*a, **k):\n    os.kill(os.getpid(), {int(sig)}); return orig(*a, **k)\n"
+            "P.plot_loss = hook\n"
+            f"sys.argv = ['demo.py', '--steps', '60', *{TINY!r}, '--out', 'o']; "
+            f"sys.path.insert(0, {str(ROOT)!r}); runpy.run_path({str(ROOT / 'demo.py')!r}, run_name='__main__')")
+    p = subprocess.run([PY, "-c", code], cwd=d, env=ENV, capture_output=True, text=True, timeout=240)
+    return p.returncode, last(p.stderr), f"o: {ls(Path(d) / 'o')}"
+
+
 @case(4, "SIGTERM during the sine plots")
 def _(d):
-    p = subprocess.Popen(demo(f"--steps 60 {' '.join(TINY)} --out o"), shell=True, cwd=d, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in p.stdout:
-        if line.startswith("trained") or line.startswith("checkpoint:"):
-            p.send_signal(signal.SIGTERM) if False else os.kill(_child(p.pid), signal.SIGTERM)
-            break
-    out, err = p.communicate()
-    return p.returncode, last(err), f"o: {ls(Path(d) / 'o')}"
-
-
-def _child(pid):
-    """The python process under the shell."""
-    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return int(r[0]) if r else pid
+    return _signal_in_plots(d, signal.SIGTERM)
 
 
 @case(4, "Ctrl-C during the sine plots")
 def _(d):
-    p = subprocess.Popen(demo(f"--steps 60 {' '.join(TINY)} --out o"), shell=True, cwd=d, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in p.stdout:
-        if line.startswith("trained") or line.startswith("checkpoint:"):
-            os.kill(_child(p.pid), signal.SIGINT)
-            break
-    out, err = p.communicate()
-    return p.returncode, last(err), f"o: {ls(Path(d) / 'o')}"
+    return _signal_in_plots(d, signal.SIGINT)
 
 
 @case(5, "sine replaces a user's loss.png")
 def _(d):
     Path(d, "o").mkdir()
-    Path(d, "o", "loss.png").write_bytes(b"my own picture")
+    Path(d, "o", "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n my own picture")
     rc, out, err = sh(demo(f"--steps 5 {' '.join(TINY)} --out o"), d)
-    kept = Path(d, "o", "loss.png").read_bytes() == b"my own picture"
+    kept = Path(d, "o", "loss.png").read_bytes() == b"\x89PNG\r\n\x1a\n my own picture"
     return rc, last(err), f"user's loss.png kept: {kept}"
 
 
@@ -154,18 +160,18 @@ def _(d):
 def _(d):
     Path(d, "t.txt").write_text(TEXT)
     Path(d, "o").mkdir()
-    Path(d, "o", "loss.png").write_bytes(b"my own picture")
+    Path(d, "o", "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n my own picture")
     rc, out, err = sh(demo(f"chars --text t.txt --epochs 1 {' '.join(CH)} --out o"), d)
-    kept = Path(d, "o", "loss.png").read_bytes() == b"my own picture"
+    kept = Path(d, "o", "loss.png").read_bytes() == b"\x89PNG\r\n\x1a\n my own picture"
     return rc, last(err), f"user's loss.png kept: {kept}"
 
 
 @case(5, "adding replaces a user's adding.png")
 def _(d):
     Path(d, "o").mkdir()
-    Path(d, "o", "adding.png").write_bytes(b"my own picture")
+    Path(d, "o", "adding.png").write_bytes(b"\x89PNG\r\n\x1a\n my own picture")
     rc, out, err = sh(demo("adding --timesteps 4 --lstm-size 3 --minutes 0.02 --out o"), d)
-    kept = Path(d, "o", "adding.png").read_bytes() == b"my own picture"
+    kept = Path(d, "o", "adding.png").read_bytes() == b"\x89PNG\r\n\x1a\n my own picture"
     return rc, last(err), f"user's adding.png kept: {kept}"
 
 

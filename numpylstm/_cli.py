@@ -21,6 +21,28 @@ numpylstm.X`` -- uses all of them):
 5. **Every file written follows ``numpylstm._files``** (never replace what the user did not ask to replace,
    atomic writes, one run per file: ``_files.Outputs``).
 
+A new command, in full (``python -m numpylstm.X`` or a ``demo.py`` entry of COMMANDS; demo.py's ``main``
+already runs every entry through ``run_cli``)::
+
+    def run_mine(args, parser):                                  # demo.py: flags checked by argparse types
+        check_memory(estimate(args), "sizes ...")                # ValueError -> parser.error (exit 2)
+        with Outputs("demo.py mine") as outs:                    # numpylstm._files: claim, lock, write
+            ck = outs.claim(path, "checkpoint", overwrite=args.overwrite, own=args.resume)
+            outs.claim(png, "png", regenerated=True)
+            trainer = Trainer(..., checkpoint_path=ck, outputs=outs)
+            result, code = run_for_cli(trainer, args.resume, resume_hint="--resume")  # signals while training
+            if code is not None:
+                return code
+            with SaveOnStop(trainer, ck) as stop:               # signals after training
+                try:
+                    outs.save_figure(fig, png)
+                except (OSError, ValueError) as exc:            # a full disk: one line, the checkpoint is safe
+                    status = demos.sine.plot_failed(exc, result.checkpoint)
+            return stop.code if stop.code is not None else status
+
+    if __name__ == "__main__":
+        sys.exit(run_cli(main, "python -m numpylstm.mine"))
+
 Exit statuses: 0 done; 1 the work failed (diverged, a file could not be written); 2 bad input (usage);
 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP) after saving what there was to save.
 """

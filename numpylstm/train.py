@@ -429,9 +429,11 @@ class SaveOnStop:
             self._restore()
             return False
         signum = getattr(exc, "signum", signal.SIGINT)
-        blocked = set(self._old)
-        if blocked and hasattr(signal, "pthread_sigmask"):  # the save is not torn by a second signal
-            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        for sig in self._old:  # a second signal now only waits for the save (a few milliseconds) to finish
+            try:
+                signal.signal(sig, lambda *a: None)
+            except (OSError, ValueError):
+                pass
         try:
             tr = self.trainer
             what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal_name(signum)}"
@@ -455,8 +457,6 @@ class SaveOnStop:
             return True
         finally:
             self._restore()
-            if blocked and hasattr(signal, "pthread_sigmask"):
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
 
 
 def _say(text):

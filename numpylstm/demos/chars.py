@@ -267,6 +267,11 @@ def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_eve
         _, user = settings_from_checkpoint(resume)
         resumed = read_checkpoint(resume)
         ck_vocab = Vocab.from_array(resumed.extra["vocab"])
+        if (user.get("text") != text_fingerprint(text) or ck_vocab != vocab) and text_path is None:
+            raise ValueError(f"--resume {resume} was trained on the project's Markdown files as they were then "
+                             f"({_describe_fingerprint(user.get('text'))}); they have changed since "
+                             f"({_describe_fingerprint(text_fingerprint(text))}), so that run cannot go on: start "
+                             f"a new one")
         if user.get("text") != text_fingerprint(text) or ck_vocab != vocab:
             raise ValueError(f"--resume {resume} was trained on another text ({user.get('text_source', '?')}: "
                              f"{_describe_fingerprint(user.get('text'))}), not on {where} "

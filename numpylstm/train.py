@@ -33,7 +33,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import errno
 import math
 import numbers
 import os
@@ -543,15 +542,17 @@ class Trainer:
             extra["state"] = self.state
         user = dict(self.user)
         user["trainer"] = {"total_steps": self.total_steps, "evals": [[s, m] for s, m in self.evals]}
+
         def write(p):
             return save_checkpoint(p, self.model, self.optimizer, step=self.step, user=user, extra=extra)
 
-        written = write(path) if self.outputs is None else self.outputs.save_checkpoint(path, write)
-        if self.checkpoint_path is not None and path == self.checkpoint_path and written != path \
-                and os.path.realpath(written) != os.path.realpath(path):
-            self.checkpoint_path = Path(written)  # the file changed hands: later saves go beside it too
-        self.last_checkpoint, self.saved_step = path if Path(written).resolve() == path.resolve() else Path(written), self.step
-        return self.last_checkpoint
+        written = Path(write(path) if self.outputs is None else self.outputs.save_checkpoint(path, write))
+        if written.resolve() != path.resolve():  # the file changed hands during the run: it went beside it
+            if path == self.checkpoint_path:
+                self.checkpoint_path = written  # and so do the later saves
+            path = written
+        self.last_checkpoint, self.saved_step = path, self.step  # the name as given (a link stays the link)
+        return path
 
     def resume(self, path, new_total=False):
         """Restore weights, optimizer, RNG, step, loss history and carried state from ``path``.

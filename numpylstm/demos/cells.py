@@ -228,6 +228,9 @@ def _run(checkpoint, text_path, page, length, offset, per_property, stream, outp
     stream = sys.stdout if stream is None else stream
     s, user = settings_from_checkpoint(checkpoint)
     model, ck = model_from_checkpoint(checkpoint)
+    if model.cell != "lstm":  # cell_states reads textbook.py's LSTM caches
+        raise ValueError(f"{checkpoint} holds a chars model of cell {model.cell!r}; this page shows the cell states "
+                         "of the standard LSTM (cell 'lstm') only")
     vocab = Vocab.from_array(ck.extra["vocab"])
     text = read_text(text_path)
     same = user.get("text") == text_fingerprint(text)

@@ -24,7 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
-from .sine import SineSettings, claim_outputs, finish_run, keep_trained, report_stop, rmse
+from .sine import SineSettings, cell_title, claim_outputs, finish_run, keep_trained, report_stop, rmse
 from .text import Windows
 from .._files import Outputs
 from ..train import (Progress, SaveOnStop, Trainer, format_seconds, run_for_cli,
@@ -52,7 +52,7 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
     windows = Windows(train_seq.astype(s.dtype), s.batch_size, s.timesteps, name="the training curve")
     K = len(windows)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="all",
-                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
+                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl, cell=s.cell)
     opt = Adam(model.params, lr=s.lr, betas=(0.9, s.beta2))
 
     def batch(step):
@@ -90,7 +90,7 @@ def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
                                                          impl=impl, outputs=outputs)
-    say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, "
+    say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, "
         f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")

@@ -745,3 +745,15 @@ def test_item8_gradcheck_help_is_exit_0():
     p = subprocess.run([sys.executable, "-m", "numpylstm.gradcheck", "-h"], env=ENV, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.startswith("usage: python -m numpylstm.gradcheck") and p.stderr == ""
+
+
+def test_item8_chars_resume_of_a_run_on_the_default_text_that_changed_says_so(here, capsys, monkeypatch):
+    from numpylstm.demos import chars as chars_mod
+
+    monkeypatch.setattr(chars_mod, "default_text", lambda: (TEXT, "the project's Markdown files (test)"))
+    assert cli.main(["chars", "--epochs", "1", *SMALL, "--no-plot", "--quiet", "--out", "c"]) == 0
+    assert cli.main(["chars", "--resume", "c/chars.npz", "--epochs", "2", "--no-plot", "--quiet"]) == 0  # as is
+    monkeypatch.setattr(chars_mod, "default_text", lambda: (TEXT + "More.", "the project's Markdown files (test)"))
+    capsys.readouterr()
+    code, out, err = run(["chars", "--resume", "c/chars.npz", "--epochs", "3", "--no-plot"], capsys)
+    assert code == 2 and one_line(err) and "the project's Markdown files as they were then" in err, err

@@ -325,6 +325,17 @@ def format_report(rows, tol, title=""):
     return "\n".join(lines)
 
 
+USAGE = """usage: python -m numpylstm.gradcheck [--bugs [--quiz] | --cell NAME]
+
+Finite-difference gradient checks of numpylstm (float64, central differences):
+  (no flag)   the layer (lstm_forward/lstm_backward, N=2 T=3 D=4 H=3) and a 2-layer model with dropout, both
+              heads; exit status 0 when every array agrees within the tolerance, 1 otherwise
+  --bugs      the bug zoo: classic LSTM backward bugs, each caught by the check (numpylstm/bugzoo.py)
+  --bugs --quiz  the bug zoo with the bugs' names hidden: answer with the equation label of each bug
+  --cell NAME check_cell of the cell NAME of numpylstm.cells (every cell: all)
+  -h, --help  this text"""
+
+
 def main(argv=None) -> int:
     """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
 
@@ -332,6 +343,9 @@ def main(argv=None) -> int:
     check the cell NAME of ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
     from .train import pipe_safe_stdout  # `| head` ends the output, not in a BrokenPipeError traceback
 
     if argv == ["--bugs"]:
@@ -347,8 +361,8 @@ def main(argv=None) -> int:
     if len(argv) == 2 and argv[0] == "--cell":
         return main_cells(argv[1])
     if argv:
-        print(f"usage: python -m numpylstm.gradcheck [--bugs [--quiz] | --cell NAME]; got unexpected arguments {argv}",
-              file=sys.stderr)
+        print(f"python -m numpylstm.gradcheck: error: unexpected arguments {' '.join(argv)} (usage: python -m "
+              f"numpylstm.gradcheck [--bugs [--quiz] | --cell NAME]; see -h)", file=sys.stderr)
         return 2
     ok = True
     rows = check_layer()
@@ -388,4 +402,6 @@ def main_cells(name) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ._cli import run_cli
+
+    sys.exit(run_cli(main, "python -m numpylstm.gradcheck"))

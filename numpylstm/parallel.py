@@ -43,6 +43,7 @@ import threading
 import time
 import traceback
 import weakref
+from contextlib import contextmanager
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from multiprocessing.shared_memory import SharedMemory
@@ -193,7 +194,8 @@ class DataParallel:
     Args:
         model: an ``LSTMModel`` (its constructor settings, ``impl`` and ``wavefront`` are copied into each
             worker; each worker runs with ``pipeline=False`` and one BLAS thread).
-        workers: K, the number of processes (default ``os.cpu_count()``). A step with N < K rows uses N of them.
+        workers: K, the number of processes (default ``os.cpu_count()``), at most ``batch_size`` when given.
+            A step with N < K rows uses N of them.
         start_method: "fork" (default on Linux), "spawn" (default elsewhere) or "forkserver": how the
             workers start (module docstring). With "spawn" and "forkserver", a script that makes the engine
             needs the ``if __name__ == "__main__":`` guard.
@@ -211,8 +213,10 @@ class DataParallel:
     and "steps".
     """
 
-    def __init__(self, model, workers=None, start_method=None):
+    def __init__(self, model, workers=None, start_method=None, batch_size=None):
         self.workers = (os.cpu_count() or 1) if workers is None else chk.positive_int("workers", workers)
+        if batch_size is not None:
+            self.workers = min(self.workers, chk.positive_int("batch_size", batch_size))
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
         self.start_method = chk.choice("start_method", start_method, ("fork", "spawn", "forkserver"))
@@ -444,3 +448,23 @@ class DataParallel:
     def __repr__(self):
         return (f"DataParallel(workers={self.workers}, start_method={self.start_method!r}, "
                 f"{'closed' if self._closed else 'running'})")
+
+
+@contextmanager
+def training_on(trainer, workers, batch_size=None):
+    """While inside, ``trainer`` (a ``train.Trainer``) runs its steps on ``workers`` processes (a
+    ``DataParallel`` over ``trainer.model``); None: in this process, as without it. Evaluation, sampling and
+    checkpoints stay in this process (the weights are the model's own arrays throughout).
+
+        with training_on(trainer, 2, batch_size=32):
+            result = trainer.run()
+    """
+    if workers is None:
+        yield None
+        return
+    with DataParallel(trainer.model, workers=workers, batch_size=batch_size) as engine:
+        trainer.engine = engine
+        try:
+            yield engine
+        finally:
+            trainer.engine = None

@@ -266,3 +266,78 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     proc.wait(timeout=30)
     assert gone_within(pids, 10)  # they notice within _PARENT_CHECK seconds of their current step
     assert shm_names() == before
+
+
+# ------------------------------------------------------------------------------------------ the demos
+SINE = ["--steps", "30", "--lstm-size", "6", "--timesteps", "8", "--batch-size", "9", "--warmup", "5",
+        "--dtype", "float64", "--keep-prob", "0.8", "--no-plot", "--quiet"]
+CHARS_TEXT = ("Happy families are all alike; every unhappy family is unhappy in its own way.\n"
+              "Everything was in confusion in the Oblonskys' house. ") * 12
+CHARS = ["--lstm-size", "8", "--n-seqs", "5", "--n-steps", "10", "--eval-every", "20", "--no-plot", "--epochs", "1",
+         "--dtype", "float64", "--keep-prob", "0.7", "--sample-length", "0", "--quiet"]
+
+
+def checkpoint_arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if f[k].dtype.kind == "f"}
+
+
+@pytest.mark.parametrize("command", ["sine", "sine --stateful", "chars"])
+def test_the_demos_train_the_same_with_workers(command, tmp_path, capsys):
+    """The same run with and without --workers 2 (odd batch sizes: uneven blocks) ends with the same weights,
+    optimizer moments and losses, to rounding."""
+    import demo
+
+    (tmp_path / "t.txt").write_text(CHARS_TEXT, encoding="utf-8")
+    saved = {}
+    for name, extra in (("one", []), ("two", ["--workers", "2"])):
+        if command == "chars":
+            args = ["chars", "--text", str(tmp_path / "t.txt"), "--out", str(tmp_path / name), *CHARS, *extra]
+            path = tmp_path / name / "chars.npz"
+        else:
+            path = tmp_path / f"{name}.npz"
+            args = [*command.split(), *SINE, "--checkpoint", str(path), "--out", str(tmp_path / name), *extra]
+        before = shm_names()
+        assert demo.main(args) == 0
+        assert shm_names() == before
+        saved[name] = checkpoint_arrays(path)
+    assert saved["one"].keys() == saved["two"].keys() and len(saved["one"]) > 5
+    for k, want in saved["one"].items():
+        got = saved["two"][k]
+        assert np.abs(got - want).max() <= 1e-10 * np.abs(want).max(), k
+    capsys.readouterr()
+
+
+def test_the_workers_flag_is_checked(capsys):
+    import demo
+
+    with pytest.raises(SystemExit) as e:
+        demo.main(["sine", "--workers", "0"])
+    assert e.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_a_demo_run_with_workers_saves_and_says_how_to_continue(tmp_path):
+    """SIGINT to the whole process group (a terminal's Ctrl-C) reaches the workers too: they ignore it, the
+    step in flight finishes, the run saves and exits 130; no worker and no segment is left."""
+    before = shm_names()
+    cmd = [sys.executable, "demo.py", "sine", "--steps", "100000", "--lstm-size", "16", "--batch-size", "64",
+           "--workers", "2", "--no-plot", "--checkpoint", str(tmp_path / "ck.npz"), "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True)
+    children = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(children) < 2:  # wait for the two workers to run
+        time.sleep(0.1)
+        try:
+            children = [c for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                        if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]  # (stdlib's)
+        except FileNotFoundError:
+            break
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert len(children) == 2, err
+    assert proc.returncode == 130, err
+    assert "--resume" in out + err and (tmp_path / "ck.npz").is_file()
+    assert gone_within([int(c) for c in children], 5)
+    assert shm_names() == before

@@ -26,6 +26,7 @@ from ..model import LSTMModel
 from ..optim import Adam
 from .baselines import baselines, format_baselines
 from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
+from ..parallel import training_on
 from ..train import (Progress, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
 
@@ -199,10 +200,12 @@ def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
 
 def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
               checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None,
-              impl="fast") -> int:
+              impl="fast", workers=None) -> int:
     """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
 
     impl: the layer code, "fast" or "textbook" (same numbers, slower; a run setting, not stored as one).
+    workers: train on that many processes (``numpylstm/parallel.py``; same numbers up to rounding; a run
+    setting); None: in this process.
     Exit status 0 on success, 1 if training diverged, 130 if interrupted with Ctrl-C (after saving).
     Raises ValueError for unusable input (text too short for one batch, a checkpoint that does not fit).
     """
@@ -290,7 +293,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
 
     if clock is not None:
         clock.start()
-    result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
+    with training_on(trainer, workers, s.n_seqs):
+        result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
     if code is not None:
         return code
     val = trainer.evals[-1][1]["val loss"]

@@ -19,6 +19,7 @@ from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from ..model import LSTMModel
 from ..optim import Adam
+from ..parallel import training_on
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
@@ -160,7 +161,7 @@ def report_stop(result, total, named, say, resume_hint="--resume"):
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
              checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
-             explain_only=False) -> int:
+             explain_only=False, workers=None) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
@@ -168,7 +169,8 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). impl: the layer code,
     "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
     ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
-    nothing written).
+    nothing written). ``workers``: train on that many processes (``numpylstm/parallel.py``; same numbers up to
+    rounding); None: in this process.
     """
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
@@ -195,7 +197,8 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
 
-    result, code = run_for_cli(trainer, resume, stop_at=stop_at)
+    with training_on(trainer, workers, s.batch_size):
+        result, code = run_for_cli(trainer, resume, stop_at=stop_at)
     if code is not None:
         return code
     report_stop(result, s.steps, checkpoint is not None, say)

@@ -24,6 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
+from ..parallel import training_on
 from .sine import SineSettings, default_checkpoint, finish_run, report_stop, rmse
 from .text import Windows
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
@@ -71,10 +72,11 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
 
 def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, checkpoint=None,
                       checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None,
-                      impl="fast") -> int:
+                      impl="fast", workers=None) -> int:
     """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``.
 
-    impl: the layer code, "fast" or "textbook" (same numbers, slower).
+    impl: the layer code, "fast" or "textbook" (same numbers, slower). workers: train on that many processes
+    (``numpylstm/parallel.py``); None: in this process.
     """
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
@@ -93,7 +95,8 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
-    result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
+    with training_on(trainer, workers, s.batch_size):
+        result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
     if code is not None:
         return code
     report_stop(result, s.steps, checkpoint is not None, say, resume_hint="--stateful --resume")

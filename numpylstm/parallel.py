@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -81,6 +82,20 @@ def _layout(items):
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         offset += -(-max(nbytes, 1) // _ALIGN) * _ALIGN
     return out, offset
+
+
+def segment_prefix(pid=None):
+    """The start of the /dev/shm names of the segments process ``pid`` (default: this one) makes."""
+    return f"nplstm{os.getpid() if pid is None else pid}_"
+
+
+def _new_segment(nbytes):
+    """A new shared-memory segment named ``segment_prefix() + 8 random hex digits`` (short: macOS allows 31)."""
+    while True:
+        try:
+            return SharedMemory(name=segment_prefix() + secrets.token_hex(4), create=True, size=nbytes)
+        except FileExistsError:  # pragma: no cover - 2^-32
+            continue
 
 
 def _view(shm, entry):
@@ -237,7 +252,7 @@ class DataParallel:
         settings = dict(model.config, impl=model.impl, pipeline=False, wavefront=model.wavefront)
         _ENGINES.add(self)
         try:
-            self._fixed = SharedMemory(create=True, size=nbytes)
+            self._fixed = _new_segment(nbytes)
             self._w = {n: _view(self._fixed, self._fixed_layout[f"w/{n}"]) for n in self._names}
             self._g = [[_view(self._fixed, self._fixed_layout[f"g{k}/{n}"]).reshape(-1) for n in self._names]
                        for k in range(self.workers)]
@@ -269,7 +284,7 @@ class DataParallel:
             if conn in ready:
                 try:
                     return conn.recv()
-                except EOFError:
+                except (EOFError, OSError):  # closed or reset: it died
                     pass
             if ready or (deadline is not None and time.monotonic() >= deadline):
                 proc.join(0.1)
@@ -350,14 +365,18 @@ class DataParallel:
         if fresh:  # a bigger block; the old one was unlinked when the workers attached to it
             _close_quietly(self._io)
             self._io = None
-            self._io = SharedMemory(create=True, size=nbytes)
+            self._io = _new_segment(nbytes)
         io = self._io
         for key, a in arrays.items():
             _view(io, layout[key])[...] = a
         t2 = time.perf_counter()
         bounds = split_rows(N, self.workers)
         for k, (start, stop) in enumerate(bounds):
-            self._conns[k].send(("step", io.name, layout, start, stop, (stop - start) / N, train, input_grads))
+            try:
+                self._conns[k].send(("step", io.name, layout, start, stop, (stop - start) / N, train, input_grads))
+            except OSError:  # its end of the pipe is closed: it died
+                self._receive(k, time.monotonic(), "a step")  # raises, naming it
+                raise
         replies = [self._receive(k, None, "a step") for k in range(self.workers)]
         t3 = time.perf_counter()
         if fresh:

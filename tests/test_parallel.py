@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from numpylstm import Adam, LSTMModel
-from numpylstm.parallel import DataParallel, split_rows
+from numpylstm.parallel import DataParallel, segment_prefix, split_rows
 
 from test_textbook import assert_same, model_data
 
@@ -48,8 +48,9 @@ def results(out):
     return got
 
 
-def shm_names():
-    return set(os.listdir("/dev/shm"))
+def shm_names(pid=None):
+    """This process's (or ``pid``'s) segments in /dev/shm (the machine may have others', coming and going)."""
+    return {n for n in os.listdir("/dev/shm") if n.startswith(segment_prefix(pid))}
 
 
 def alive(pid):
@@ -92,7 +93,7 @@ def test_the_engine_equals_one_process(case):
     one, many = LSTMModel(D, H, O, **kw), LSTMModel(D, H, O, **kw)
     rng = np.random.default_rng(len(case))
     batches = [model_data(rng, D, H, O, L, head, loss, N, T, tokens) for _ in range(2)]
-    before = shm_names()
+    before = shm_names()  # (none: each test closes its engines)
     with DataParallel(many, workers=K) as engine:
         state_one = state_many = None
         for x, y, state in batches:
@@ -179,7 +180,7 @@ def test_bad_input_is_a_one_line_error_and_the_engine_keeps_working():
 
 def test_close_leaves_no_process_and_no_segment():
     model = LSTMModel(3, 4, 2, 2, seed=0)
-    before = shm_names()
+    before = shm_names()  # (none: each test closes its engines)
     engine = DataParallel(model, workers=2)
     pids = engine.pids
     assert all(alive(p) for p in pids)
@@ -193,11 +194,19 @@ def test_close_leaves_no_process_and_no_segment():
     assert shm_names() == before
     with pytest.raises(TypeError, match="pickled"):
         pickle.dumps(engine)
+    from numpylstm.parallel import _new_segment
+
+    seg = _new_segment(64)  # and the listing sees a segment left linked
+    try:
+        assert shm_names() == before | {seg.name}
+    finally:
+        seg.close()
+        seg.unlink()
 
 
 def test_a_dead_worker_is_an_error_and_the_rest_is_cleaned_up():
     model = LSTMModel(3, 4, 2, 2, seed=0)
-    before = shm_names()
+    before = shm_names()  # (none: each test closes its engines)
     engine = DataParallel(model, workers=2)
     pids = engine.pids
     os.kill(pids[0], signal.SIGKILL)
@@ -250,22 +259,20 @@ def start_parent(tmp_path):
 def test_ctrl_c_in_the_parent_stops_the_workers_and_frees_the_memory(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C: the workers ignore it; the parent's
     KeyboardInterrupt ends them and unlinks its segments."""
-    before = shm_names()
     proc, pids = start_parent(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 3 and "interrupted" in out
     assert gone_within(pids, 5)
-    assert shm_names() == before
+    assert shm_names(proc.pid) == set()
 
 
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
-    before = shm_names()
     proc, pids = start_parent(tmp_path)
     proc.kill()
     proc.wait(timeout=30)
     assert gone_within(pids, 10)  # they notice within _PARENT_CHECK seconds of their current step
-    assert shm_names() == before
+    assert shm_names(proc.pid) == set()
 
 
 # ------------------------------------------------------------------------------------------ the demos
@@ -297,7 +304,7 @@ def test_the_demos_train_the_same_with_workers(command, tmp_path, capsys):
         else:
             path = tmp_path / f"{name}.npz"
             args = [*command.split(), *SINE, "--checkpoint", str(path), "--out", str(tmp_path / name), *extra]
-        before = shm_names()
+        before = shm_names()  # (none: each test closes its engines)
         assert demo.main(args) == 0
         assert shm_names() == before
         saved[name] = checkpoint_arrays(path)
@@ -319,7 +326,6 @@ def test_the_workers_flag_is_checked(capsys):
 def test_ctrl_c_during_a_demo_run_with_workers_saves_and_says_how_to_continue(tmp_path):
     """SIGINT to the whole process group (a terminal's Ctrl-C) reaches the workers too: they ignore it, the
     step in flight finishes, the run saves and exits 130; no worker and no segment is left."""
-    before = shm_names()
     cmd = [sys.executable, "demo.py", "sine", "--steps", "100000", "--lstm-size", "16", "--batch-size", "64",
            "--workers", "2", "--no-plot", "--checkpoint", str(tmp_path / "ck.npz"), "--out", str(tmp_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -340,4 +346,4 @@ def test_ctrl_c_during_a_demo_run_with_workers_saves_and_says_how_to_continue(tm
     assert proc.returncode == 130, err
     assert "--resume" in out + err and (tmp_path / "ck.npz").is_file()
     assert gone_within([int(c) for c in children], 5)
-    assert shm_names() == before
+    assert shm_names(proc.pid) == set()

@@ -168,8 +168,8 @@ def _worker_main(conn, k, settings, fixed_name, fixed_layout, parent_pid):
 def _worker_step(model, grads, io, layout, start, stop, weight, train, input_grads):
     """Rows start:stop of the batch in ``io``: loss_and_grads on them, weight * gradients into our slot (Q2)."""
     if stop == start:  # more workers than rows this step: nothing to do
-        return ("done", 0.0, 0.0)
-    t0 = time.perf_counter()
+        return ("done", 0.0, 0.0, 0.0)
+    t0, c0 = time.perf_counter(), time.process_time()
     rows = slice(start, stop)
     x = np.array(_view(io, layout["x"])[rows])  # private copies: the model keeps no view of the shared block
     y = np.array(_view(io, layout["y"])[rows])
@@ -186,7 +186,7 @@ def _worker_step(model, grads, io, layout, start, stop, weight, train, input_gra
         if ig["x"] is not None:
             np.multiply(ig["x"], weight, out=_view(io, layout["dx"])[rows])  # (Q3) dL/dx_n = (N_k / N) dL_k/dx_n
         np.multiply(ig["state"], weight, out=_view(io, layout["dstate"])[:, :, rows])  # (Q3) for the state rows
-    return ("done", loss, time.perf_counter() - t0)
+    return ("done", loss, time.perf_counter() - t0, time.process_time() - c0)
 
 
 # ---------------------------------------------------------------------------------------------- the parent
@@ -223,7 +223,8 @@ class DataParallel:
 
     ``timings`` accumulates the seconds the parent spent per part of a step (see ``reset_timings``):
     "weights" (copying params into shared memory), "inputs" (x, y, state, masks into shared memory),
-    "compute" (the slowest worker's loss_and_grads, as the worker measured it), "wait" (from sending the
+    "compute" (the slowest worker's loss_and_grads, as the worker measured it), "compute_cpu" (the largest
+    CPU time a worker spent on it: what "compute" would be on an idle machine), "wait" (from sending the
     step to the last reply: compute plus messaging), "reduce" (adding the K gradient slots, reading outputs),
     and "steps".
     """
@@ -409,6 +410,7 @@ class DataParallel:
         timings["inputs"] += t2 - t1
         timings["wait"] += t3 - t2
         timings["compute"] += max(r[2] for r in replies)
+        timings["compute_cpu"] += max(r[3] for r in replies)
         timings["reduce"] += t4 - t3
         timings["steps"] += 1
         return result
@@ -419,7 +421,7 @@ class DataParallel:
         return [p.pid for p in self._procs]
 
     def reset_timings(self):
-        self.timings = dict.fromkeys(("weights", "inputs", "compute", "wait", "reduce", "steps"), 0.0)
+        self.timings = dict.fromkeys(("weights", "inputs", "compute", "compute_cpu", "wait", "reduce", "steps"), 0.0)
 
     # ------------------------------------------------------------------------------------------ the end
     def close(self):

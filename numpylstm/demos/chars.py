@@ -274,7 +274,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
     say(f"  {s.lstm_layers} x {s.lstm_size} LSTM, {model.num_params():,} parameters, {s.dtype}; batches "
         f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches"
-        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
+        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
     say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
         f"keep_prob {s.keep_prob:g}, seed {s.seed}")

@@ -181,7 +181,8 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
 
     say(f"sine demo: {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
         f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
-        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
+        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
         f"decay), beta2 {s.beta2:g}, "
         f"gradient clipping at global norm {s.clip:g}")

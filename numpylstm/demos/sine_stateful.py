@@ -86,7 +86,8 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
                                                          impl=impl)
     say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, "
-        f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
+        f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
+        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "

@@ -332,9 +332,11 @@ def test_the_workers_flag_is_checked(capsys):
     assert e.value.code == 2 and "--workers" in capsys.readouterr().err
 
 
-def test_ctrl_c_during_a_demo_run_with_workers_saves_and_says_how_to_continue(tmp_path):
-    """SIGINT to the whole process group (a terminal's Ctrl-C) reaches the workers too: they ignore it, the
-    step in flight finishes, the run saves and exits 130; no worker and no segment is left."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_a_signal_during_a_demo_run_with_workers_saves_and_says_how_to_continue(tmp_path, sig):
+    """A signal to the whole process group (a terminal's Ctrl-C, a closed terminal, a shutdown) reaches the
+    workers too: they ignore it, the step in flight finishes, the run saves and exits 128 + the signal's
+    number; no worker and no segment is left."""
     cmd = [sys.executable, "demo.py", "sine", "--steps", "100000", "--lstm-size", "16", "--batch-size", "64",
            "--workers", "2", "--no-plot", "--checkpoint", str(tmp_path / "ck.npz"), "--out", str(tmp_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -349,10 +351,10 @@ def test_ctrl_c_during_a_demo_run_with_workers_saves_and_says_how_to_continue(tm
         except FileNotFoundError:
             break
     time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, sig)
     out, err = proc.communicate(timeout=60)
     assert len(children) == 2, err
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + sig, err
     assert "--resume" in out + err and (tmp_path / "ck.npz").is_file()
     assert gone_within([int(c) for c in children], 5)
     assert shm_names(proc.pid) == set()

@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 import weakref
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -269,7 +270,10 @@ class DataParallel:
             parent_end, child_end = ctx.Pipe()
             p = ctx.Process(target=_worker_main, name=f"numpylstm-dp-{k}", daemon=True,
                             args=(child_end, k, settings, self._fixed.name, self._fixed_layout, self._pid))
-            p.start()
+            with warnings.catch_warnings():  # Python 3.12+ warns at every fork of a process with threads; the
+                # threads here are OpenBLAS's and pipeline.py's, both made safe across a fork (module docstring)
+                warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
+                p.start()
             child_end.close()
             self._procs.append(p)
             self._conns.append(parent_end)

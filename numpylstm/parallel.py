@@ -44,7 +44,6 @@ import threading
 import time
 import traceback
 import warnings
-import weakref
 from contextlib import contextmanager
 from multiprocessing import get_context
 from multiprocessing.connection import wait
@@ -191,7 +190,9 @@ def _worker_step(model, grads, io, layout, start, stop, weight, train, input_gra
 
 
 # ---------------------------------------------------------------------------------------------- the parent
-_ENGINES = weakref.WeakSet()
+# Every open engine, held until closed: an engine dropped without close() still has workers, which ignore the
+# SIGTERM multiprocessing sends its children at exit (and it would then wait for them forever); _close_all ends them.
+_ENGINES = set()
 
 
 @atexit.register

@@ -358,3 +358,26 @@ def test_a_signal_during_a_demo_run_with_workers_saves_and_says_how_to_continue(
     assert "--resume" in out + err and (tmp_path / "ck.npz").is_file()
     assert gone_within([int(c) for c in children], 5)
     assert shm_names(proc.pid) == set()
+
+
+def test_a_program_that_forgets_close_leaves_nothing_behind(tmp_path):
+    """atexit closes every engine still open, also one the program no longer refers to: the workers are gone
+    when the program has ended (without that, multiprocessing's own exit handler waits for them forever)."""
+    script = tmp_path / "forgets.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        import numpy as np
+        from numpylstm import LSTMModel
+        from numpylstm.parallel import DataParallel
+        engine = DataParallel(LSTMModel(3, 4, 2, 2, seed=0), workers=2)
+        engine.loss_and_grads(np.zeros((4, 5, 3)), np.zeros((4, 2)))
+        dropped = DataParallel(LSTMModel(3, 4, 2, 2, seed=0), workers=2)  # not even referenced at the end
+        print(os.getpid(), *engine.pids, *dropped.pids, flush=True)
+        del dropped
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    parent, *pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 4 and gone_within(pids, 5)
+    assert shm_names(parent) == set()

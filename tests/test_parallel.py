@@ -381,3 +381,11 @@ def test_a_program_that_forgets_close_leaves_nothing_behind(tmp_path):
     parent, *pids = [int(p) for p in proc.stdout.split()]
     assert len(pids) == 4 and gone_within(pids, 5)
     assert shm_names(parent) == set()
+
+
+def test_the_example_of_docs_parallel_runs():
+    text = (ROOT / "docs" / "parallel.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "docs/parallel.md", "exec"), namespace)
+    assert np.isfinite(namespace["loss"]) and namespace["engine"]._closed

@@ -139,9 +139,10 @@ def test_float32_and_the_textbook_layers():
         assert_same(got, results(one.loss_and_grads(x, y, state, input_grads=True)), 1e-5 if "dtype" in kw else RTOL)
 
 
-def test_the_plain_rnn_cell():
+@pytest.mark.parametrize("cell", ["rnn", "gru", "fgr"])
+def test_other_cells(cell):
     """Workers rebuild the model from ``model.config``, which names the cell."""
-    one, many = (LSTMModel(3, 4, 2, 2, head="all", seed=1, cell="rnn", dropout=0.3) for _ in range(2))
+    one, many = (LSTMModel(3, 4, 2, 2, head="all", seed=1, cell=cell, dropout=0.3) for _ in range(2))
     x, y, state = model_data(np.random.default_rng(0), 3, 4, 2, 2, "all", "mse", 5, 4, False)
     with DataParallel(many, workers=2) as engine:
         got = results(engine.loss_and_grads(x, y, state, input_grads=True))

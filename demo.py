@@ -189,6 +189,13 @@ def _add_impl_flag(group):
                             "resumes with the other")
 
 
+def _add_workers_flag(group):
+    group.add_argument("--workers", type=_int(1), default=None, metavar="K",
+                       help="train on K processes, each computing the gradient of a block of the batch's rows "
+                            "(data parallel, numpylstm/parallel.py; docs/parallel.md): the same numbers up to "
+                            "rounding. Default: one process. A run setting, not part of the model")
+
+
 def add_sine_flags(p):
     d = SineSettings()
     g = p.add_argument_group("model and data (the TF-1 tutorial's names)")
@@ -221,6 +228,7 @@ def add_sine_flags(p):
     g.add_argument("--dtype", choices=("float32", "float64"),
                    help=f"floating-point precision of the whole computation (default {d.dtype})")
     _add_impl_flag(g)
+    _add_workers_flag(g)
     g = p.add_argument_group("output")
     g.add_argument("--out", type=_path, default="runs/sine", metavar="DIR",
                    help="folder for the PNG plots and, without --checkpoint, the trained model DIR/checkpoint.npz "
@@ -295,7 +303,7 @@ def run_sine_command(args, parser):
             return run_sine_stateful(settings, out=out, plot=not args.no_plot, checkpoint=args.checkpoint,
                                      checkpoint_every=args.checkpoint_every, resume=args.resume,
                                      stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, workers=args.workers)
         except ValueError as exc:
             parser.error(str(exc))
     if not args.explain_only:
@@ -304,7 +312,7 @@ def run_sine_command(args, parser):
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                        explain_only=args.explain_only, overwrite=args.overwrite)
+                        explain_only=args.explain_only, overwrite=args.overwrite, workers=args.workers)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -347,6 +355,7 @@ def add_chars_flags(p):
     g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, dropout and the sample (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
     _add_impl_flag(g)
+    _add_workers_flag(g)
     g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between validation losses (default 500)")
     g = p.add_argument_group("output")
@@ -396,7 +405,7 @@ def run_chars_command(args, parser):
         return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
                          sample_length=args.sample_length, quiet=args.quiet, impl=args.impl,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, workers=args.workers)
     except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...
         parser.error(str(exc))
 

@@ -481,7 +481,7 @@ TASKS = {
         "every long-memory symbol of the test stream predicted (argmax) correctly",
         (("LSTM without forget gate", "0 % of trials solved"),
          ("LSTM with forget gates", "solved in most trials (with learning-rate decay)")),
-        dict(timesteps=50, minutes=2.0, eval_every=200, lstm_size=12, batch_size=32, test_size=20000)),
+        dict(timesteps=50, minutes=1.0, eval_every=200, lstm_size=12, batch_size=32, test_size=20000)),
 }
 
 
@@ -890,7 +890,7 @@ def run_task(s: TaskSettings, *, out=None, resume=None, overwrite=False, plot=Tr
             f"of training")
     else:
         say("not solved by the paper's criterion at any evaluation")
-    extras = {k: v for k, v in final.items() if k not in (t.metric, "seconds", "solved")}
+    extras = {k: v for k, v in final.items() if k not in (t.metric, "seconds", "solved", "|c| start", "|c| end")}
     if extras:
         say("  " + ", ".join(f"{k} {_fmt(k, v)}" for k, v in extras.items()))
     if continual:

@@ -198,7 +198,7 @@ def test_reber_stream_is_whole_strings_and_reads_the_same_in_any_order():
     assert tk.is_embedded_reber(parts[0] + "E")
     ends = np.flatnonzero(long)  # the long-memory symbol: second-to-last, equal to the string's second
     assert len(ends) == len(parts) - 1 and np.all(ids[ends + 1] == tk.REBER.index("E"))
-    starts = np.concatenate([[0], ends[:-1] + 3])
+    starts = np.concatenate([[0], ends[:-1] + 2])  # the next string begins after the E
     assert np.all(ids[starts + 1] == ids[ends])
     a = tk.ReberStream([1, 2])
     a.CHUNK = 100

@@ -374,14 +374,14 @@ def _first_pair_marked(T):
 
 
 def adding_1997_baseline(T):
-    """(M2) MSE of predicting 0.5: Var((X1 + X2)/4) = (1/16)(1/3)(2 - q), q = P(first pair marked), whose
+    """(M3) MSE of predicting 0.5: Var((X1 + X2)/4) = (1/16)(1/3)(2 - q), q = P(first pair marked), whose
     value is 0."""
     q = _first_pair_marked(T)
     return (2.0 - q) / 48.0
 
 
 def multiplication_baseline(T):
-    """(M3) MSE of predicting the mean E[X1 X2]: with q = P(first pair marked, value 1),
+    """(M4) MSE of predicting the mean E[X1 X2]: with q = P(first pair marked, value 1),
     E[P] = 1/4 + q/4, E[P^2] = 1/9 + 2q/9, baseline = E[P^2] - E[P]^2 (7/144 at q = 0)."""
     q = _first_pair_marked(T)
     mean = 0.25 + q / 4.0
@@ -389,19 +389,19 @@ def multiplication_baseline(T):
 
 
 def temporal_order_baseline(k):
-    """(M4) MSE of predicting 1/K for each of the K = 2^k one-hot outputs: (K - 1) / K^2."""
+    """(M5) MSE of predicting 1/K for each of the K = 2^k one-hot outputs: (K - 1) / K^2."""
     K = 2**k
     return (K - 1) / K**2
 
 
 def copying_baseline(T):
-    """(M5) nats per step of predicting blanks where they are certain and 1/8 each of a0 .. a7 at the 10
+    """(M6) nats per step of predicting blanks where they are certain and 1/8 each of a0 .. a7 at the 10
     recall steps: 10 ln 8 / (T + 20)."""
     return 10.0 * math.log(8.0) / (T + 20)
 
 
 def reber_baseline(T=None):
-    """(M6) accuracy on the second-to-last symbol without a memory of the second: T and P equally likely,
+    """(M7) accuracy on the second-to-last symbol without a memory of the second: T and P equally likely,
     1/2."""
     return 0.5
 
@@ -682,7 +682,10 @@ CHUNK = 500  # symbols per forward call over the test stream: |c| is sampled at 
 
 def _score_stream(s, model, ids, targets, long):
     """Run the test stream through the model as one sequence (N = 1, state carried chunk to chunk from
-    zeros); accuracy on the long-memory symbols and mean |c| at each chunk boundary."""
+    zeros); accuracy on the long-memory symbols and mean |c| at each chunk boundary.
+
+    The mean |c| is what (M8) and (M9) are about: with f = 1 nothing but the input gate's own choices keeps
+    c_t from a running sum over the whole stream; a forget gate bounds it."""
     state, right, n, trace = None, 0, 0, []
     for a in range(0, len(ids), CHUNK):
         y, state = model.forward(ids[None, a : a + CHUNK], state)

@@ -26,9 +26,10 @@ from numpylstm.demos import tasks as tk  # noqa: E402
 from numpylstm.train import pipe_safe_stdout  # noqa: E402
 
 
-def score(model, x, y, long, state=None):
+def score(model, x, y, long, state=None, trace=False):
     """Run x (n,) through the model from ``state`` (None: zeros), state carried chunk to chunk.
-    Returns (accuracy, accuracy first tenth, accuracy last tenth, mean |c| first tenth, last tenth)."""
+    Returns (accuracy, accuracy first tenth, accuracy last tenth, mean |c| first tenth, last tenth), and with
+    ``trace`` also the mean |c| at every chunk boundary."""
     n = len(x)
     hits, cs = np.zeros(n, bool), []
     for a in range(0, n, tk.CHUNK):
@@ -37,8 +38,9 @@ def score(model, x, y, long, state=None):
         cs.append(float(np.mean(np.abs(state[:, 0].astype(np.float64)))))
     tenth, ct = n // 10, max(1, len(cs) // 10)
     acc = lambda sl: float(np.mean(hits[sl][long[sl]]))  # noqa: E731
-    return (acc(slice(0, n)), acc(slice(0, tenth)), acc(slice(n - tenth, n)), float(np.mean(cs[:ct])),
-            float(np.mean(cs[-ct:])))
+    res = (acc(slice(0, n)), acc(slice(0, tenth)), acc(slice(n - tenth, n)), float(np.mean(cs[:ct])),
+           float(np.mean(cs[-ct:])))
+    return (res, np.asarray(cs)) if trace else res
 
 
 def stream_of_row(s, row, start, n):
@@ -60,7 +62,13 @@ def main(argv=None):
     p.add_argument("--symbols", type=int, nargs="+", default=[20000, 200000], help="fresh stream lengths")
     p.add_argument("--continued", type=int, default=20000, help="symbols of the continued training stream")
     p.add_argument("--seed", type=int, default=12345, help="seed of the fresh test streams (default 12345)")
+    p.add_argument("--labels", nargs="+", help="a legend label for each checkpoint (default: its path)")
+    p.add_argument("--plot", metavar="PNG", help="draw mean |c| along the longest fresh stream for each checkpoint")
     args = p.parse_args(argv)
+    labels = args.labels or args.checkpoints
+    if len(labels) != len(args.checkpoints):
+        p.error("--labels: give one label per checkpoint")
+    curves = []
     print(f"{'checkpoint':<44} {'stream':<10} {'symbols':>8} {'accuracy':>9} {'first10%':>9} {'last10%':>9} "
           f"{'|c| first':>10} {'|c| last':>10}")
     for path in args.checkpoints:
@@ -69,7 +77,9 @@ def main(argv=None):
         rows = []
         for n in args.symbols:
             ids, long = tk.reber_stream(n + 1, np.random.default_rng(args.seed))
-            rows.append(("fresh", n, score(model, ids[:-1], ids[1:], long[1:])))
+            res, cs = score(model, ids[:-1], ids[1:], long[1:], trace=True)
+            rows.append(("fresh", n, res))
+        curves.append((labels[len(curves)], cs, res[0]))
         state = ck.extra.get("state")
         if state is not None and args.continued:
             x, y, m = stream_of_row(s, 0, ck.step * s.timesteps, args.continued)
@@ -77,6 +87,23 @@ def main(argv=None):
         for kind, n, (acc, a0, a1, c0, c1) in rows:
             print(f"{path:<44} {kind:<10} {n:>8,} {acc:>9.4f} {a0:>9.4f} {a1:>9.4f} {c0:>10.4g} {c1:>10.4g}",
                   flush=True)
+    if args.plot:
+        print(f"plot: {plot(args.plot, curves)}")
+
+
+def plot(path, curves):
+    """mean |c| along the fresh stream, one curve per checkpoint, its accuracy in the legend (log y)."""
+    from numpylstm.demos.plots import _figure, _save
+
+    fig, ax = _figure(8.0, 4.0)
+    for label, cs, acc in curves:
+        ax.plot(np.arange(1, len(cs) + 1) * tk.CHUNK, cs, label=f"{label}: long-memory accuracy {acc:.3f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("position in a fresh test stream (symbols), never reset")
+    ax.set_ylabel("mean |c| over the units")
+    ax.set_title("continual embedded Reber stream: the cell state with and without a forget gate")
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
 
 
 if __name__ == "__main__":

@@ -751,11 +751,12 @@ def plot_task(out, task) -> Path | None:
         seqs = hist[-1][0] * s.batch_size
         unit = "symbols" if task == "reber-continual" else "sequences"
         seqs = seqs * s.timesteps if task == "reber-continual" else seqs
+        who = s.cell + (f" ({name}.npz)" if name != s.cell else "") + (
+            f", forget bias {s.forget_bias:g}" if s.forget_bias != 1.0 else "")
         ax.plot([h[1] for h in hist], [h[2][t.metric] for h in hist], "-", color=colours[k % len(colours)],
-                label=f"{name}: {s.cell}, H = {s.lstm_size}: {v:.3g} after {seqs:,} {unit}")
+                label=f"{who}, H = {s.lstm_size}: {v:.3g} after {seqs:,} {unit}")
         if ax2 is not None and trace is not None and len(trace):
-            ax2.plot(np.arange(1, len(trace) + 1) * CHUNK, trace, color=colours[k % len(colours)],
-                     label=f"{name}: {s.cell}")
+            ax2.plot(np.arange(1, len(trace) + 1) * CHUNK, trace, color=colours[k % len(colours)], label=who)
     T = runs[-1][1].timesteps
     ax.axhline(t.baseline(T), color="#555555", linestyle="--", linewidth=1,
                label=f"memoryless baseline {t.baseline(T):.4g}")

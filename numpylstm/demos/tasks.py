@@ -466,7 +466,7 @@ TASKS = {
     "copying": Task(
         "copying", "recall 10 symbols of a0..a7 after T blanks and a delimiter", "Arjovsky, Shah & Bengio 2016",
         "nats/step", False, "tokens", 10, 10,
-        "test cross-entropy below the memoryless baseline 10 ln 8 / (T + 20)",
+        "test cross-entropy at least 10 % below the memoryless baseline 10 ln 8 / (T + 20)",
         (("T = 100", "LSTM below the baseline"), ("T = 200 / 300 / 500", "LSTM stays at the baseline")),
         dict(timesteps=100, minutes=3.0, eval_every=100, lstm_size=64, lr=1e-2, test_size=500)),
     "reber": Task(
@@ -653,7 +653,7 @@ def _score_copying(s, model, groups, T):
         n += y.size
     value = ce / n
     return {"nats/step": value, "recall": right / (10 * s.test_size),
-            "solved": float(value < copying_baseline(T))}
+            "solved": float(value < 0.9 * copying_baseline(T))}  # clearly below (M6), not a fluctuation
 
 
 def _score_reber(s, model, groups):

@@ -767,11 +767,16 @@ def plot_task(out, task) -> Path | None:
     ax.set_title(f"{task} ({t.paper})" + (f", T = {T}" if T else ""))
     ax.legend(loc="best", fontsize=7)
     if ax2 is not None:
-        ax2.set_yscale("log")
+        if ax2.lines:
+            ax2.set_yscale("log")
         ax2.set_xlabel("position in the test stream (symbols)")
         ax2.set_ylabel("mean |c| over units")
         ax2.set_title("the cell state along the test stream (never reset)")
-        ax2.legend(loc="best", fontsize=7)
+        if ax2.lines:
+            ax2.legend(loc="best", fontsize=7)
+        else:
+            ax2.text(0.5, 0.5, "no run of a cell with a cell state in this folder", ha="center",
+                     transform=ax2.transAxes)
     return _save(fig, out / f"{task}.png")
 
 

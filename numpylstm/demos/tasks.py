@@ -564,7 +564,8 @@ class TaskSettings:
         per_step = (16 * H + 16) * item  # gates, states, their gradients and the input, per sequence and step
         train = self.batch_size * self.longest() * per_step
         test = (self.test_size if self.task == "reber-continual" else self.test_size * self.longest()) * per_step
-        return float(train + test)
+        weights = 4 * (H + TASKS[self.task].input_size + 1) * 4 * H * item  # the (D + H + 1, 4H) weights: value,
+        return float(train + test + weights)  # gradient and Adam's two moments
 
 
 def settings_from_checkpoint(path) -> TaskSettings:
@@ -696,7 +697,7 @@ def _score_stream(s, model, ids, targets, long):
         trace.append(float(np.mean(np.abs(state[:, 0].astype(np.float64)))))
     trace = np.asarray(trace)
     tenth = max(1, len(trace) // 10)
-    return ({"accuracy": right / max(n, 1), "solved": float(right == n), "|c| start": float(trace[:tenth].mean()),
+    return ({"accuracy": right / max(n, 1), "solved": float(n > 0 and right == n), "|c| start": float(trace[:tenth].mean()),
              "|c| end": float(trace[-tenth:].mean())}, trace)
 
 

@@ -277,6 +277,6 @@ def test_plot_overwrite_resume_and_bad_flags(tmp_path):
     assert status == 2 and "not copying" in err
     for argv, word in ((["reber", "--timesteps", "10"], "timesteps"), (["adding-1997", "--timesteps", "10"], "22"),
                        (["copying", "--cell", "nope"], "--cell"), (["nope"], "NAME"),
-                       (["adding", "--minutes", "0"], "--minutes")):
+                       (["adding", "--minutes", "0"], "--minutes"), (["copying", "--lstm-size", "30000"], "GB of memory")):
         status, _, err = run(["task", *argv, "--out", str(tmp_path / "x")])
         assert status == 2 and word in err and err.count("\n") == 1, err

@@ -280,3 +280,17 @@ def test_plot_overwrite_resume_and_bad_flags(tmp_path):
                        (["adding", "--minutes", "0"], "--minutes"), (["copying", "--lstm-size", "30000"], "GB of memory")):
         status, _, err = run(["task", *argv, "--out", str(tmp_path / "x")])
         assert status == 2 and word in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("cell", ["nfg", "gru"])
+def test_continual_stream_with_the_lstm_family(cell, tmp_path):
+    """--cell takes whatever LSTMModel takes; |c| is reported for cells with a cell state only."""
+    if cell not in tk.cell_names():
+        pytest.skip(f"LSTMModel does not take cell={cell!r} in this checkout")
+    status, lines, err = run(["task", "reber-continual", "--cell", cell, "--timesteps", "5", "--test-size", "300",
+                              "--lstm-size", "4", "--batch-size", "4", "--steps", "2", "--eval-every", "2",
+                              "--out", str(tmp_path), "--no-plot"])
+    assert status == 0 and LAST.fullmatch(lines[-1]), err
+    c_line = next(ln for ln in lines if ln.startswith("mean |c|"))
+    assert ("over the test stream" in c_line) == (cell == "nfg")
+    assert tk.settings_from_checkpoint(tmp_path / f"{cell}.npz").cell == cell

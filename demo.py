@@ -7,6 +7,7 @@
     python demo.py chars --text anna.txt --minutes 10    a character-level LSTM (Udacity's Anna KaRNNa)
     python demo.py sample --checkpoint runs/chars/chars.npz --prime "Far"    text from a trained char model
     python demo.py inside | gradients | adding | cells    see inside: gates, gradient flow, long memory, cells
+    python demo.py tasks; python demo.py task copying --cell lstm    the long-memory tasks of the LSTM papers
 
 Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
 running it. To add a command, write those two functions and register them there.
@@ -49,6 +50,7 @@ from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_fro
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
 from numpylstm._cli import run_cli  # noqa: E402
+from numpylstm.demos import tasks as tasks_demo  # noqa: E402
 from numpylstm.model import CELLS  # noqa: E402
 
 
@@ -617,6 +619,10 @@ COMMANDS = {
     "adding": ("the adding problem: long memory, LSTM against a plain tanh RNN", add_adding_flags,
                run_adding_command),
     "cells": ("an HTML page of what a 'chars' model's cells track in its text", add_cells_flags, run_cells_command),
+    "task": ("train one cell on a long-memory task of the LSTM papers (adding, copying, Reber, ...)",
+             tasks_demo.add_task_flags, lambda args, parser: tasks_demo.run_task_command(args, parser, _check_writable)),
+    "tasks": ("list the long-memory tasks of 'demo.py task', one line each", tasks_demo.add_tasks_flags,
+              tasks_demo.run_tasks_command),
 }
 DEFAULT_COMMAND = "sine"
 

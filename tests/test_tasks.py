@@ -89,6 +89,26 @@ def test_1997_baselines_match_samples_and_the_naive_formula_does_not():
     assert tk.multiplication_baseline(10**9) == pytest.approx(1 / 9 + 2 * 0.1 / 9 - (0.25 + 0.1 / 4) ** 2)
 
 
+def test_multiplication_criterion_is_fewer_than_n_seq_wrong():
+    """1997, 5.5: solved when fewer than n_seq = 140 of 2,000 sequences are off by more than 0.04, so 139 wrong
+    passes and 140 fails (a model that is exact on the rest)."""
+
+    class Fixed:
+        def __init__(self, pred):
+            self.pred = pred
+
+        def forward(self, x):
+            return (self.pred,)
+
+    s = tk.TaskSettings.for_task("multiplication", test_size=2000)
+    y = np.zeros((2000, 1))
+    for wrong, solved in ((139, 1.0), (140, 0.0)):
+        pred = y.copy()
+        pred[:wrong] = 0.05
+        out = tk._score_regression(s, Fixed(pred), [(None, y)])
+        assert out["wrong"] == wrong and out["solved"] == solved
+
+
 def test_adding_baseline_matches_samples():
     _, y = tk.adding_batch(100000, 20, np.random.default_rng(2))
     assert float(np.mean((y - 1.0) ** 2)) == pytest.approx(tk.adding_baseline(), rel=0.02)

@@ -51,7 +51,9 @@ STEPS_CAP = 10_000_000  # a --minutes run is stopped by the clock; its step coun
 # The 1997 tasks start with the forget gates nearly shut, f = sigma(5) = 0.993, close to the 1997 LSTM's f = 1:
 # a stored value then fades over ~150 steps instead of ~4 (sigma(1) = 0.73), and the gradient (B7) reaches the
 # marked steps 50-100 back. Measured (chapter 13.10): temporal order at T = 100 was solved after 121,600
-# sequences with forget bias 5 and stayed at the baseline for 106,240 with forget bias 1.
+# sequences with forget bias 5 and stayed at the baseline for 106,240 with forget bias 1. Gers, Schmidhuber &
+# Cummins 2000 (section 4.5.1) report the same on their noisy temporal order task: forget-gate bias 5.0 learned
+# as fast as the LSTM without forget gates, bias 1.0 took about three times longer.
 F1997 = 5.0
 
 
@@ -109,8 +111,9 @@ def adding_1997_batch(n, T, rng, dtype=np.float64):
     """Hochreiter & Schmidhuber 1997, 5.4: x (n, L, 2) with L in [T, T + T/10], y (n, 1) = 0.5 + (X1 + X2)/4.
 
     Values U[-1, 1]; markers 1 at X1 (one of the first ten pairs) and X2 (one of the first T/2 - 1 still
-    unmarked pairs), -1 at the first and last pair (unless marked), 0 elsewhere; "in the rare case where the
-    first pair of the sequence gets marked, X1 is set to zero": the value of a marked first pair is 0.
+    unmarked pairs), -1 at the first and last pair (unless marked), 0 elsewhere. In the rare case where the
+    first pair gets marked the paper sets X1 to zero; we set the value of a marked first pair to 0 whichever
+    mark it got (X2 can land there too).
     """
     n, T = chk.positive_int("n", n), _check_T_1997(T)
     x, rows, first, second = _pairs_1997(n, T, rng, -1.0, dtype)
@@ -122,8 +125,8 @@ def adding_1997_batch(n, T, rng, dtype=np.float64):
 def multiplication_batch(n, T, rng, dtype=np.float64):
     """Hochreiter & Schmidhuber 1997, 5.5: as ``adding_1997_batch`` with values U[0, 1], y = X1 * X2.
 
-    In the rare case where the first pair is marked, its value is set to 1.0 (the identity of the product,
-    as 0 is that of the sum in 5.4).
+    In the rare case where the first pair gets marked the paper sets X1 to 1.0 (5.5; the identity of the
+    product, as 0 is that of the sum in 5.4); as in ``adding_1997_batch`` we apply it whichever mark it got.
     """
     n, T = chk.positive_int("n", n), _check_T_1997(T)
     x, rows, first, second = _pairs_1997(n, T, rng, 0.0, dtype)
@@ -440,52 +443,63 @@ class Task:
 TASKS = {
     "adding": Task(
         "adding", "sum of two marked values in [0, 1], one mark per half", "Le, Jaitly & Hinton 2015",
-        "MSE", False, "regression", 2, 1, "test MSE < 0.01 (Le et al. compare with the baseline 1/6 ~ 0.167)",
-        (("T = 150 / 200 / 300 / 400", "LSTM below the baseline at every T; IRNN too"),),
+        "MSE", False, "regression", 2, 1,
+        "test MSE < 0.01 (ours: the paper gives no threshold; Arjovsky et al. 2016 quote the baseline 0.167 = 1/6)",
+        (("baseline (predict 1)", "reported as about 0.1767 (not confirmed here; the exact value is 1/6)"),
+         ("T = 150 / 200 / 300 / 400", "LSTM and IRNN compared with the baseline (results not confirmed here)")),
         dict(timesteps=100, minutes=2.0, eval_every=50)),
     "adding-1997": Task(
         "adding-1997", "0.5 + (X1 + X2)/4, values in [-1, 1], markers 1/0/-1, length T..1.1T",
         "Hochreiter & Schmidhuber 1997, 5.4", "MSE", False, "regression", 2, 1,
-        "test MSE < 0.01 and every one of 2,000 test sequences with |error| < 0.04",
-        (("T = 100", "74,000 training sequences"), ("T = 500", "209,000"), ("T = 1000", "853,000")),
+        "test MSE < 0.01 and every one of 2,000 test sequences with |error| < 0.04 (the paper: average training "
+        "error < 0.01 and the 2,000 most recent training sequences correct)",
+        (("T = 100", "74,000 training sequences (mean of 10 trials)"), ("T = 500", "209,000"),
+         ("T = 1000", "853,000")),
         dict(timesteps=100, minutes=3.0, eval_every=100, test_size=2000, forget_bias=F1997)),
     "multiplication": Task(
         "multiplication", "X1 * X2, values in [0, 1], markers as adding-1997",
         "Hochreiter & Schmidhuber 1997, 5.5", "MSE", False, "regression", 2, 1,
-        "at most 140 of 2,000 test sequences with |error| >= 0.04 (the paper's n_seq = 140)",
-        (("T = 100, n_seq = 140", "482,000 training sequences, MSE 0.0223"),
-         ("T = 100, n_seq = 13", "1,273,000 training sequences, MSE 0.0139")),
+        "fewer than 140 of 2,000 test sequences with |error| >= 0.04 (the paper: fewer than n_seq = 140 of the "
+        "2,000 most recent training sequences with error > 0.04)",
+        (("T = 100, n_seq = 140", "482,000 training sequences; test MSE 0.0223, 139 of 2,560 wrong (means of 10)"),
+         ("T = 100, n_seq = 13", "1,273,000 training sequences; test MSE 0.0139, 14 of 2,560 wrong")),
         dict(timesteps=100, minutes=3.0, eval_every=100, test_size=2000, forget_bias=F1997)),
     "temporal-order": Task(
         "temporal-order", "class of the order of X/Y at t1 in [10, 20], t2 in [50, 60] (4 classes)",
         "Hochreiter & Schmidhuber 1997, 5.6 task 6a", "MSE", False, "classes", 8, 4,
         "every one of 2,000 test sequences classified with all output errors < 0.3",
-        (("T = 100", "31,390 training sequences"),),
+        (("T = 100", "31,390 training sequences (mean of 20 trials)"),),
         dict(timesteps=100, minutes=4.0, eval_every=100, test_size=2000, forget_bias=F1997)),
     "temporal-order-3": Task(
         "temporal-order-3", "class of three X/Y at t in [10, 20], [33, 43], [66, 76] (8 classes)",
         "Hochreiter & Schmidhuber 1997, 5.6 task 6b", "MSE", False, "classes", 8, 8,
         "every one of 2,000 test sequences classified with all output errors < 0.3",
-        (("T = 100", "571,100 training sequences"),),
+        (("T = 100", "571,100 training sequences (mean of 10 trials)"),),
         dict(timesteps=100, minutes=3.0, eval_every=100, test_size=2000, forget_bias=F1997)),
     "copying": Task(
         "copying", "recall 10 symbols of a0..a7 after T blanks and a delimiter", "Arjovsky, Shah & Bengio 2016",
         "nats/step", False, "tokens", 10, 10,
         "test cross-entropy at least 10 % below the memoryless baseline 10 ln 8 / (T + 20)",
-        (("T = 100", "LSTM below the baseline"), ("T = 200 / 300 / 500", "LSTM stays at the baseline")),
+        (("T = 100 / 200 / 300 / 500", "LSTM below the baseline only at T = 100 (as we recall it; not confirmed "
+                                        "here)"),),
         dict(timesteps=100, minutes=3.0, eval_every=100, lstm_size=64, lr=1e-2, test_size=500)),
     "reber": Task(
         "reber", "embedded Reber strings, next symbol; score: the second-to-last symbol",
         "Hochreiter & Schmidhuber 1997, 5.1", "accuracy", True, "tokens", 7, 7,
-        "every long-memory symbol of 1,000 test strings predicted (argmax) correctly",
-        (("embedded Reber", "solved in (nearly) every trial, after about 10^4 training strings"),),
+        "every long-memory symbol of 1,000 test strings predicted (argmax) correctly (the paper: every symbol of "
+        "every training and test string)",
+        (("LSTM, 5 settings x 30 trials", "97-100 % of trials solved, after 8,440 to 39,740 training strings on "
+                                          "average (Table 1)"),),
         dict(timesteps=0, minutes=1.0, eval_every=100, lstm_size=12, batch_size=32, test_size=1000)),
     "reber-continual": Task(
         "reber-continual", "the strings as one endless stream, trained stateful; score as reber",
         "Gers, Schmidhuber & Cummins 2000", "accuracy", True, "tokens", 7, 7,
-        "every long-memory symbol of the test stream predicted (argmax) correctly",
-        (("LSTM without forget gate", "0 % of trials solved"),
-         ("LSTM with forget gates", "solved in most trials (with learning-rate decay)")),
+        "every long-memory symbol of the test stream predicted (argmax) correctly (the paper: 10 test streams "
+        "of 100,000 symbols predicted correctly)",
+        (("LSTM without forget gate, 100 networks", "0 % solved"),
+         ("LSTM with forget gates", "18 % solved (after 18,889 training streams on average)"),
+         ("forget gates and learning-rate decay", "62 % solved (14,087 streams)"),
+         ("without forget gate, reset at each string's end", "74 % solved")),
         dict(timesteps=50, minutes=1.0, eval_every=200, lstm_size=12, batch_size=32, test_size=20000)),
 }
 
@@ -633,8 +647,8 @@ def _score_regression(s, model, groups):
         out["solved"] = float(out["MSE"] < 0.01)
     elif s.task == "adding-1997":
         out["solved"] = float(out["MSE"] < 0.01 and out["wrong"] == 0)
-    else:  # multiplication: at most 140 wrong of 2,000 (scaled to the test size)
-        out["solved"] = float(out["wrong"] <= 140 * s.test_size / 2000)
+    else:  # multiplication: fewer than n_seq = 140 wrong of 2,000 (1997, 5.5; scaled to the test size)
+        out["solved"] = float(out["wrong"] < 140 * s.test_size / 2000)
     return out
 
 

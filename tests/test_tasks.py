@@ -179,6 +179,18 @@ def test_grammar_checker_rejects_invalid_strings(s):
     assert not tk.is_embedded_reber(s)
 
 
+def test_reber_graph_matches_published_examples():
+    """``GRAPH`` against third-party listings of the Reber grammar: the valid / invalid examples of the
+    Schraudolph and Orr course notes, and McCaffrey's count of Reber strings of 8 symbols (7) and 20 (783)."""
+    for s in ("BTSSXXTVVE", "BPVVE", "BTXXVPSE", "BPVPXVPXVPXVVE", "BTSXXVPSE"):
+        assert tk.is_reber(s), s
+    for s in ("BTSSPXSE", "BPTVVB", "BTXXVVSE", "BPVSPSE", "BTSSSE"):
+        assert not tk.is_reber(s), s
+    assert tk._paths(1, 7) == 7 and tk._paths(1, 19) == 783  # symbols after the B
+    eight = {"BTSSSXSE", "BPTTTVVE", "BTXXVPSE", "BPTTVPSE", "BPVPXVVE", "BTSXXVVE", "BTXXTVVE"}
+    assert all(tk.is_reber(s) for s in eight)
+
+
 def test_embedded_reber_strings_are_valid_and_next_symbols_hold():
     rng = np.random.default_rng(5)
     second = []

@@ -182,6 +182,9 @@ def add_sine_flags(p):
     g.add_argument("--explain-only", action="store_true",
                    help="print those shapes and stop: no training, nothing written")
     g.add_argument("--quiet", action="store_true", help="print only the final 'test RMSE: ...' line")
+    g.add_argument("--rollout", type=_int(1), metavar="K",
+                   help="after training, forecast K steps free-running from every test window (the model's own "
+                        "predictions fed back); print the error 1, 10, 100 and K steps ahead; draw DIR/rollout.png")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="FILE",
                    help="save the training state to FILE (.npz) every --checkpoint-every steps and at the end; "
@@ -209,6 +212,8 @@ def add_sine_flags(p):
 
 def run_sine_command(args, parser):
     given = {name: getattr(args, name) for name in _SINE_RUN_FLAGS if getattr(args, name) is not None}
+    if args.stateful and args.rollout:
+        parser.error("--rollout forecasts with the windowed model; it does not combine with --stateful")
     if args.stateful and (args.explain or args.explain_only):
         parser.error("--explain shows the windowed model's shapes; it does not combine with --stateful")
     if args.resume:
@@ -248,7 +253,7 @@ def run_sine_command(args, parser):
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                        explain_only=args.explain_only)
+                        explain_only=args.explain_only, rollout=args.rollout)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -375,6 +380,9 @@ def add_inside_flags(p):
                    help="which test window to show, 0..999 (default 500: near a trough of the curve)")
     p.add_argument("--out", default="runs/sine", metavar="DIR", help="folder for inside.png (default runs/sine)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DIR/inside.png (and DIR/inside.npz)")
+    p.add_argument("--rollout", type=_int(1), metavar="K",
+                   help="also forecast K steps free-running (the model's own predictions fed back) from every test "
+                        "window; print the error 1, 10, 100 and K steps ahead; draw DIR/rollout.png")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
 
 
@@ -384,7 +392,7 @@ def run_inside_command(args, parser):
     _check_writable(parser, "--out", args.out, folder=True)
     try:
         return run_inside(checkpoint=args.checkpoint, out=args.out, window=args.window, overwrite=args.overwrite,
-                          quiet=args.quiet)
+                          quiet=args.quiet, rollout=args.rollout)
     except ValueError as exc:
         parser.error(str(exc))
 

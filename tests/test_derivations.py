@@ -46,6 +46,7 @@ AGREED = (
     + ["G1", "G2", "G3"]
     + [f"R{k}" for k in range(1, 10)]  # 11_why_lstm.md: the plain RNN (numpylstm/rnn.py)
     + ["V1", "V2"]  # 11_why_lstm.md: the RNN's gradient across many steps (numpylstm/demos/gradients.py)
+    + ["W1"]  # 05_head_losses.md: the free-running forecast (numpylstm/demos/rollout.py)
 )
 
 

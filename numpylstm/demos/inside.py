@@ -65,12 +65,15 @@ def _model(checkpoint, out, overwrite, quiet, stream):
     return model, s, f"the default sine model trained here ({result.step} steps), saved to {ckpt}"
 
 
-def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False, quiet=False, stream=None) -> int:
+def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False, quiet=False, stream=None,
+               rollout=None) -> int:
+    """``rollout``: K, to also forecast K steps free-running (``rollout.report_rollout``, DIR/rollout.png)."""
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     png = Path(out) / "inside.png"
-    if png.exists() and not overwrite:
-        raise ValueError(f"{png} exists; pass --overwrite to replace it")
+    for path in [png] + ([Path(out) / "rollout.png"] if rollout else []):
+        if path.exists() and not overwrite:
+            raise ValueError(f"{path} exists; pass --overwrite to replace it")
     model, s, how = _model(checkpoint, out, overwrite, quiet, stream)
     if model is None:
         return s
@@ -95,6 +98,10 @@ def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False,
     except PlotsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if rollout:
+        from .rollout import report_rollout
+
+        report_rollout(model, data, rollout, window=window, png=Path(out) / "rollout.png", say=say)
     print(f"prediction {float(y[0, 0]):.6f}, target {float(data.test_y[window, 0]):.6f}; plot: {path}",
           file=stream, flush=True)
     return 0

@@ -160,7 +160,7 @@ def report_stop(result, total, named, say, resume_hint="--resume"):
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
              checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
-             explain_only=False) -> int:
+             explain_only=False, rollout=None) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
@@ -168,7 +168,8 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). impl: the layer code,
     "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
     ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
-    nothing written).
+    nothing written). ``rollout``: K, to also run the free-running forecast of K steps from every test window
+    (``rollout.report_rollout``: the errors printed, ``out``/rollout.png drawn).
     """
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
@@ -205,6 +206,10 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
         f"{result.steps_per_second:.0f} steps/s); step {result.step} of {s.steps}; "
         f"training loss (mean of last {len(tail)}) {np.mean(tail) if tail else float('nan'):.3e}")
+    if rollout:
+        from .rollout import report_rollout
+
+        report_rollout(model, data, rollout, png=out / "rollout.png" if plot else None, say=say)
     return finish_run(result, say, stream, out if plot else None, data.test_t, data.test_y, pred,
                       baseline=data.test_x[:, -1])
 

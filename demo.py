@@ -266,8 +266,8 @@ _CHARS_RUN_FLAGS = ("lstm_size", "lstm_layers", "n_seqs", "n_steps", "keep_prob"
 
 def add_chars_flags(p):
     d = CharSettings()
-    p.epilog = (f"Without --text it trains on this project's README.md and derivations/*.md. The real thing: "
-                f"{ANNA_HELP}, then 'python demo.py chars --text anna.txt --minutes 10'. Nothing is downloaded.")
+    p.epilog = (f"Without --text it trains on this project's README.md, docs/*.md and derivations/*.md. "
+                f"The real thing: {ANNA_HELP}, then 'python demo.py chars --text anna.txt --minutes 10'. Nothing is downloaded.")
     g = p.add_argument_group("data")
     g.add_argument("--text", type=_existing_file, metavar="FILE",
                    help="UTF-8 text to learn; its last 10%% is the validation set (default: the project's own "
@@ -371,7 +371,7 @@ def run_sample_command(args, parser):
 
 
 def add_inside_flags(p):
-    p.epilog = ("What to look for: README.md, 'Inside the LSTM'. Without --checkpoint it trains the default sine "
+    p.epilog = ("What to look for: docs/inside.md, 'Inside the LSTM'. Without --checkpoint it trains the default sine "
                 "model first (as 'python demo.py sine') and keeps it in DIR/inside.npz.")
     p.add_argument("--checkpoint", type=_existing_file, metavar="FILE",
                    help="draw this sine-demo checkpoint (python demo.py sine --checkpoint FILE) instead of "
@@ -417,7 +417,7 @@ def add_adding_flags(p):
     d = AddingSettings()
     p.epilog = ("Le, Jaitly & Hinton 2015's variant: values uniform in [0, 1], target the sum of the two marked "
                 "values; always predicting 1 scores 1/6 ~ 0.167. Run it once per cell: DIR/adding.png draws every "
-                "DIR/<cell>.npz. See README.md, 'The adding problem'.")
+                "DIR/<cell>.npz. See docs/inside.md, 'The adding problem'.")
     g = _add_adding_model_flags(p, d)
     g.add_argument("--cell", choices=("lstm", "rnn"), help=f"the recurrent layer (default {d.cell})")
     g.add_argument("--minutes", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="M",
@@ -476,7 +476,7 @@ def add_gradients_flags(p):
     d = AddingSettings()
     p.epilog = ("The trained weights are those of 'python demo.py adding' (DIR/lstm.npz, DIR/rnn.npz under "
                 "--from) when present; otherwise each cell is trained here for --train-steps steps on the adding "
-                "problem. Derivation: derivations/11_why_lstm.md. See README.md, 'Gradient flow'.")
+                "problem. Derivation: derivations/11_why_lstm.md. See docs/inside.md, 'Gradient flow'.")
     _add_adding_model_flags(p, d)
     g = p.add_argument_group("measurement and output")
     g.add_argument("--batch", type=_int(1), default=256, metavar="N",
@@ -509,7 +509,7 @@ def run_gradients_command(args, parser):
 
 def add_cells_flags(p):
     p.epilog = ("Train a model first, e.g. 'python demo.py chars --text anna.txt --minutes 10'. The page needs no "
-                "network. See README.md, 'What the char-RNN's cells learned'.")
+                "network. See docs/inside.md, 'What the char-RNN's cells learned'.")
     p.add_argument("--checkpoint", type=_existing_file, required=True, metavar="FILE",
                    help="a checkpoint of 'demo.py chars' (e.g. runs/chars/chars.npz)")
     p.add_argument("--text", type=_existing_file, required=True, metavar="FILE",

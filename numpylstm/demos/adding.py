@@ -132,7 +132,7 @@ def plot_adding(out) -> Path | None:
     runs = [(c, out / f"{c}.npz") for c in CELLS if (out / f"{c}.npz").is_file()]
     if not runs:
         return None
-    fig, ax = _figure(8.0, 4.5)
+    fig, ax = _figure(8.0, 5.0)
     colours = {"lstm": "#1f77b4", "rnn": "#d62728"}
     names = {"lstm": "LSTM", "rnn": "tanh RNN"}
     for cell, path in runs:
@@ -149,7 +149,7 @@ def plot_adding(out) -> Path | None:
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("test MSE (1,000 fresh sequences)")
     ax.set_title("the adding problem (Le, Jaitly & Hinton 2015 variant)")
-    ax.legend(loc="lower left", fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=9)  # below the axes: never over a curve
     return _save(fig, out / "adding.png")
 
 

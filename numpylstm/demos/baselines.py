@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     from .text import Vocab, num_batches, split
 
     parser = argparse.ArgumentParser(prog="python -m numpylstm.demos.baselines", description=main.__doc__)
-    parser.add_argument("--text", help="UTF-8 text file (default: the project's README.md and derivations)")
+    parser.add_argument("--text", help="UTF-8 text file (default: the project's README.md, docs and derivations)")
     parser.add_argument("--orders", type=int, default=3, help="also print n-gram models of order 4 .. ORDERS")
     args = parser.parse_args(argv)
     s = CharSettings(epochs=1)

@@ -120,33 +120,40 @@ def plot_inside(path, window, target, pred, layers, t_target, gap):
         raise PlotsUnavailable("plots need matplotlib: pip install 'numpylstm[plot]' (or matplotlib)") from exc
     L = len(layers)
     T, H = layers[0]["h"].shape[1:]
-    fig = Figure(figsize=(15, 2.6 * L + 2.8), dpi=100, layout="constrained")
+    # 8.8 in at 100 dpi = 880 px, GitHub's column: nothing is scaled down, so 9 pt text stays 12.5 px high.
+    # Each layer takes two rows of three panels: the gates i, f, o (0..1), then g, c, h (signed).
+    fig = Figure(figsize=(8.8, 2.1 * 2 * L + 2.4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(L + 1, len(PANELS), height_ratios=[1.0] * L + [1.0])
+    grid = fig.add_gridspec(2 * L + 1, 3, height_ratios=[1.0] * (2 * L) + [1.1])
     titles = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o",
               "c": "cell state c", "h": "hidden state h"}
+    order = ("i", "f", "o", "g", "c", "h")
     for l, acts in enumerate(layers):
-        for j, k in enumerate(PANELS):
-            ax = fig.add_subplot(grid[l, j])
+        for j, k in enumerate(order):
+            ax = fig.add_subplot(grid[2 * l + j // 3, j % 3])
             a = acts[k][0].T  # (H, T): units down, time across
             if k in "ifo":
                 im = ax.imshow(a, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
             else:
                 lim = 1.0 if k in "gh" else max(1.0, float(np.abs(a).max()))
                 im = ax.imshow(a, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
-            ax.set_title(f"layer {l}: {titles[k]}", fontsize=9)
-            ax.set_xlabel("timestep t", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("unit", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax = fig.add_subplot(grid[L, :])
+            bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
+            bar.ax.tick_params(labelsize=9)
+            ax.set_title(f"layer {l}: {titles[k]}", fontsize=10)
+            if j // 3 == 1:
+                ax.set_xlabel("timestep t", fontsize=9)
+            if j % 3 == 0:
+                ax.set_ylabel("unit", fontsize=9)
+            ax.tick_params(labelsize=9)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax = fig.add_subplot(grid[2 * L, :])
     ts = t_target - gap * np.arange(T, 0, -1)
     ax.plot(ts, window, "o-", color="#9ecae1", label="input window (T values of sin)")
     ax.plot([t_target], [target], "s", color="#333333", markersize=8, label=f"target {target:.4f}")
     ax.plot([t_target], [pred], "x", color="#d62728", markersize=12, mew=2, label=f"prediction {pred:.4f}")
-    ax.set_xlabel("t (the curve's abscissa)")
-    ax.set_title("the window, its next value and the model's prediction (from h_T of the top layer)", fontsize=9)
-    ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel("t (the curve's abscissa)", fontsize=9)
+    ax.set_ylabel("sin t", fontsize=9)
+    ax.tick_params(labelsize=9)
+    ax.set_title("the window, its next value and the model's prediction (from h_T of the top layer)", fontsize=10)
+    ax.legend(loc="best", fontsize=9)
     return _save(fig, path)

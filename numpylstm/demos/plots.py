@@ -46,8 +46,8 @@ def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
     ax.plot(t, np.ravel(y_true), label="real sin", linewidth=3, color="#9ecae1")
     ax.plot(t, np.ravel(y_pred), label="predicted", linewidth=1, color="#d62728", linestyle="--")
     ax.set_ylabel("value")
-    ax.set_title(title or "test range: next value predicted from the previous T values")
-    ax.legend(loc="upper right")
+    ax.set_title(title or "test range: next value predicted from the previous T values", loc="left", fontsize=11)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False, fontsize=9)  # off the curve
     err = np.ravel(y_pred) - np.ravel(y_true)
     low.axhline(0.0, color="#888888", linewidth=0.8)
     low.plot(t, err, color="#2ca02c", linewidth=1)

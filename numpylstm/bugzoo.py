@@ -16,6 +16,7 @@ own code (tests hold each copy to textbook's source but for the marked lines). t
 from __future__ import annotations
 
 import sys
+import textwrap
 import types
 from dataclasses import dataclass
 from typing import Callable
@@ -128,7 +129,7 @@ def backward_sigmoid_at_preactivation(dh_t, dc_next, step_cache):
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
-    dai = di * logit(i) * (1 - logit(i))  # BUG: (B8) y (1 - y) evaluated at the pre-activation a = logit(i)
+    dai = di * logit(i) * (1 - logit(i))  # BUG: (B8) i (1 - i) evaluated at the pre-activation a = logit(i)
     daf = df * logit(f) * (1 - logit(f))  # BUG: ... and at a^f (the cache holds f = sigma(a^f), not a^f)
     dao = do_ * logit(o) * (1 - logit(o))  # BUG: ... and at a^o
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
@@ -289,8 +290,8 @@ BUGS = (
     Bug("sigmoid twice", "sigma'(z) = sigma(z)(1 - sigma(z)) evaluated at the gate's output sigma(a) instead of "
         "at its pre-activation a (the derivative is i (1 - i), not sigma(i)(1 - sigma(i)))",
         backward_step=backward_sigmoid_twice),
-    Bug("sigma' at a", "sigma' applied to the pre-activation: the output's formula y (1 - y) evaluated at a "
-        "instead of sigma(a)(1 - sigma(a)) = i (1 - i)", backward_step=backward_sigmoid_at_preactivation),
+    Bug("sigma' at a", "sigma' applied to the pre-activation: the formula in terms of the output, i (1 - i) "
+        "for i = sigma(a), evaluated at a: a (1 - a) instead of i (1 - i)", backward_step=backward_sigmoid_at_preactivation),
     Bug("averaged over T", "gradients averaged over time steps while the loss sums them: dW = (1/T) sum_t "
         "instead of sum_t", backward=lstm_backward_averaged_over_time),
     Bug("wrong bias block", "the wrong bias block for a gate: the forget gate's bias gradient taken from the "
@@ -383,20 +384,27 @@ def main(argv=None, stream=None) -> int:
     results, start = run()
     (_, _, correct_worst, _, correct_loss), rows = results[0], results[1:]
     correct_ok = correct_worst < LAYER_TOL
-    say(f"bug zoo: each classic LSTM backward bug against the gradient check (one layer, N=2 T=3 D=4 H=3, (G3) "
-        f"and (G2)) and a {STEPS}-step training run (delayed recall, H=8, Adam)")
-    say(f"columns: worst relative error per gate block of dWx, dWh, db; caught if one exceeds {CAUGHT:g}; "
-        f"training loss (mean of the last 20 steps; {start:.4f} at step 1, ~0.5 for always predicting 0)")
+    # Every line fits 100 characters, a Markdown page's code block at GitHub's column width (chapter 8 pastes it).
+    say("bug zoo: each classic LSTM backward bug against the gradient check (one layer, N=2 T=3 D=4 H=3,")
+    say(f"(G3) and (G2)) and a {STEPS}-step training run (delayed recall, H=8, Adam)")
+    say(f"columns: worst relative error per gate block of dWx, dWh, db; caught if one exceeds {CAUGHT:g};")
+    say(f"training loss (mean of the last 20 steps; {start:.4f} at step 1, ~0.5 for always predicting 0)")
     say()
-    say(f"{'code':<18}{'i':>9}{'f':>9}{'g':>9}{'o':>9}  {'caught':<7}{'loss':>8}  where it is known from")
+    say(f"{'code':<18}{'i':>9}{'f':>9}{'g':>9}{'o':>9}  {'caught':<7}{'loss':>8}")
     for bug, gates, worst, caught, final in results:
         mark = "-" if bug is CORRECT else ("yes" if caught and correct_ok else "NO")
         errs = "".join(f"{e:>9.1e}" for e in gates)
-        say(f"{bug.name:<18}{errs}  {mark:<7}{final:>8.4f}  {bug.known_from}")
+        say(f"{bug.name:<18}{errs}  {mark:<7}{final:>8.4f}")
+    say()
+    say("where each is known from:")
+    for bug, *_ in results:
+        for k, line in enumerate(textwrap.wrap(bug.known_from, 100 - 20)):
+            say(f"  {bug.name if k == 0 else '':<18}{line}")
     say()
     verdict = "below" if correct_ok else "NOT below"
     say(f"correct code: worst error over every array {correct_worst:.1e}, {verdict} the layer tolerance "
-        f"{LAYER_TOL:g}; its training loss {correct_loss:.4f}")
+        f"{LAYER_TOL:g};")
+    say(f"its training loss {correct_loss:.4f}")
     caught = sum(c for _, _, _, c, _ in rows) if correct_ok else 0
     say(f"caught: {caught} of {len(rows)} bugs")
     return 0 if caught == len(rows) else 1

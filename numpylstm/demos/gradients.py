@@ -53,7 +53,7 @@ def gradient_norms(model, x, y):
     for t in reversed(range(T)):
         dh_norms[t] = np.linalg.norm(dh, axis=1).mean()
         if cell == "rnn":
-            _, dh, _, _, _ = rnn_step_backward(dh, cache[t])  # (V1): dh_{t-1} = dh_t D_t Wh^T
+            _, dh, _, _, _ = rnn_step_backward(dh, cache[t])  # (V1): dh_{t-1} = dh_t Lambda_t Wh^T, Lambda_t = diag(1 - h_t^2)
         else:
             step = cache[t]
             o, tanh_c = step[8], step[9]

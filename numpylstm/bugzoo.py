@@ -51,11 +51,12 @@ def backward_no_tanh_derivative(dh_t, dc_next, step_cache):
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -71,17 +72,18 @@ def backward_no_tanh_derivative(dh_t, dc_next, step_cache):
 
 def backward_cell_gradient_dropped(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = np.zeros_like(c_prev)  # BUG: (B7) dc_{t-1} = dc_t f_t not carried to step t-1
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -97,17 +99,18 @@ def backward_cell_gradient_dropped(dh_t, dc_next, step_cache):
 
 def backward_sigmoid_twice(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * sigmoid(i) * (1 - sigmoid(i))  # BUG: (B8) sigma'(z) = sigma(z)(1 - sigma(z)) at z = i = sigma(a)
     daf = df * sigmoid(f) * (1 - sigmoid(f))  # BUG: ... and at z = f: sigmoid applied twice
     dao = do_ * sigmoid(o) * (1 - sigmoid(o))  # BUG: ... and at z = o
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -123,17 +126,18 @@ def backward_sigmoid_twice(dh_t, dc_next, step_cache):
 
 def backward_sigmoid_at_preactivation(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * logit(i) * (1 - logit(i))  # BUG: (B8) i (1 - i) evaluated at the pre-activation a = logit(i)
     daf = df * logit(f) * (1 - logit(f))  # BUG: ... and at a^f (the cache holds f = sigma(a^f), not a^f)
     dao = do_ * logit(o) * (1 - logit(o))  # BUG: ... and at a^o
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -149,17 +153,18 @@ def backward_sigmoid_at_preactivation(dh_t, dc_next, step_cache):
 
 def backward_forget_uses_c_t(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * (f * c_prev + i * g)  # BUG: (B5) with c_t = f_t c_{t-1} + i_t g_t instead of c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -175,12 +180,13 @@ def backward_forget_uses_c_t(dh_t, dc_next, step_cache):
 
 def backward_gates_swapped(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
@@ -201,17 +207,18 @@ def backward_gates_swapped(dh_t, dc_next, step_cache):
 
 def backward_wrong_bias_block(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = np.concatenate([dai, dai, dag, dao], axis=1).sum(axis=0)  # BUG: (B14) the forget bias gets da^i
@@ -227,17 +234,18 @@ def backward_wrong_bias_block(dh_t, dc_next, step_cache):
 
 def backward_dh_not_carried(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = np.zeros_like(h_prev)  # BUG: (B10) dh_{t-1} = da_t Wh^T not sent back: dh_next stays 0
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -262,7 +270,9 @@ def lstm_backward_averaged_over_time(dhs, cache, dhT=None, dcT=None):
     dx = None if x_0.ndim == 1 else np.zeros((N, T, Wx.shape[0]), Wh.dtype)
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wh.shape[1], Wh.dtype)
     for t in reversed(range(T)):
-        dh_t = dhs[:, t] + dh_next  # (B1) dh_t = dhs_t + dh_t (via step t+1)
+        dh_t = dhs[:, t] + dh_next  # (B1) dh_t = dhs_t + da_{t+1} Wh^T, the second term held in dh_next
+        # the step returns dh_prev, dc_prev: what step t sends back to step t-1. In the next iteration, at step
+        # t-1, that is what came from the next step, so the same arrays are called dh_next, dc_next here.
         dx_t, dh_next, dc_next, dWx_t, dWh_t, db_t = lstm_step_backward(dh_t, dc_next, cache[t])
         if dx is not None:
             dx[:, t] = dx_t
@@ -291,7 +301,8 @@ BUGS = (
         "at its pre-activation a (the derivative is i (1 - i), not sigma(i)(1 - sigma(i)))",
         backward_step=backward_sigmoid_twice),
     Bug("sigma' at a", "sigma' applied to the pre-activation: the formula in terms of the output, i (1 - i) "
-        "for i = sigma(a), evaluated at a: a (1 - a) instead of i (1 - i)", backward_step=backward_sigmoid_at_preactivation),
+        "for i = sigma(a), evaluated at a: a (1 - a) instead of i (1 - i)",
+        backward_step=backward_sigmoid_at_preactivation),
     Bug("averaged over T", "gradients averaged over time steps while the loss sums them: dW = (1/T) sum_t "
         "instead of sum_t", backward=lstm_backward_averaged_over_time),
     Bug("wrong bias block", "the wrong bias block for a gate: the forget gate's bias gradient taken from the "

@@ -25,6 +25,8 @@ Choices (and why, measured on this project's layer checks):
 error per gate block i, f, g, o for the arrays with a fused 4H axis) and exits non-zero if any check fails.
 ``python -m numpylstm.gradcheck --bugs`` runs the bug zoo instead (``numpylstm/bugzoo.py``): classic published
 backward-pass bugs, each caught by the check, next to how well each still trains.
+``python -m numpylstm.gradcheck --cell NAME`` checks one cell of ``numpylstm.cells`` (``--cell all``: every one)
+with ``check_cell``: every array, extra parameters included, with the worst error per gate block.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Row:
     max_rel: float
     max_abs: float
     gates: tuple | None = None  # worst rel. error in each gate block (i, f, g, o) of a fused 4H axis, else None
+    gate_names: str = "ifgo"  # the names of those blocks: "ifgo" for the LSTM family, "rzn" for the GRU
 
 
 def relative_error(a, n, floor=FLOOR):
@@ -91,25 +94,37 @@ def _pick(size, max_entries, rng):
     return np.sort(rng.choice(size, max_entries, replace=False))
 
 
-def gate_block_errors(rel, indices, H):
-    """Worst of ``rel`` in each gate block (i, f, g, o) of an array whose last axis is the fused 4H one.
+def gate_block_errors(rel, indices, H, blocks=4):
+    """Worst of ``rel`` in each gate block of an array whose last axis is a fused gate axis of ``blocks`` H
+    (4H: i, f, g, o; 3H for the GRU: r, z, n).
 
     ``indices``: the flat indices the errors belong to; column k of the last axis is in block k // H.
     A block with no checked entry gets nan.
     """
-    block = (np.asarray(indices) % (4 * H)) // H
-    return tuple(float(rel[block == j].max()) if np.any(block == j) else float("nan") for j in range(4))
+    block = (np.asarray(indices) % (blocks * H)) // H
+    return tuple(float(rel[block == j].max()) if np.any(block == j) else float("nan") for j in range(blocks))
 
 
-def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR, gates=None):
+def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=FLOOR, gates=None,
+                 gate_names="ifgo"):
     """Compare ``analytic[name]`` with (G3) for each ``arrays[name]`` (float64, contiguous, perturbed in place).
 
-    ``gates``: optional {name: H} for the arrays whose last axis is a fused 4H gate axis (i, f, g, o);
-    their rows also get the worst error per gate block (``Row.gates``). Returns a list of ``Row``.
+    f: a callable returning the scalar loss computed from the arrays; arrays {name: array}; analytic
+    {name: gradient}, with exactly the names of ``arrays`` (a missing or extra gradient is a ValueError, never
+    a silently unchecked array). ``gates``: optional {name: H} for the arrays whose last axis is a fused gate
+    axis of ``len(gate_names)`` blocks of H ("ifgo": the LSTM's 4H; "rzn": the GRU's 3H); their rows also get
+    the worst error per gate block (``Row.gates``). Returns a list of ``Row``, one per array.
     """
     gates = gates or {}
     if not callable(f):
         raise ValueError(f"f must be a callable returning the scalar loss; got {chk.describe(f)}")
+    if not isinstance(arrays, dict) or not isinstance(analytic, dict):
+        raise ValueError("arrays and analytic must be dicts {name: array}; "
+                         f"got {chk.describe(arrays)} and {chk.describe(analytic)}")
+    if set(analytic) != set(arrays):
+        raise ValueError(f"analytic must hold one gradient per array: arrays {', '.join(arrays)}; gradients "
+                         f"{', '.join(analytic)} (missing: {', '.join(k for k in arrays if k not in analytic) or '-'}; "
+                         f"extra: {', '.join(k for k in analytic if k not in arrays) or '-'})")
     rng = np.random.default_rng(seed)
     rows = []
     for name, arr in arrays.items():
@@ -123,9 +138,9 @@ def check_arrays(f, arrays, analytic, max_entries=None, seed=0, eps=EPS, floor=F
         idx = _pick(arr.size, max_entries, rng)
         n = numerical_gradient(f, arr, idx, eps)
         rel = relative_error(a[idx], n, floor)
-        per_gate = gate_block_errors(rel, idx, gates[name]) if name in gates else None
+        per_gate = gate_block_errors(rel, idx, gates[name], len(gate_names)) if name in gates else None
         rows.append(Row(name, tuple(arr.shape), len(idx), float(rel.max()), float(np.abs(a[idx] - n).max()),
-                        per_gate))
+                        per_gate, gate_names))
     return rows
 
 
@@ -165,8 +180,81 @@ def check_layer_pair(forward, backward, N=2, T=3, D=4, H=3, seed=0, final_state_
 
     _, _, cache = forward(*args)
     grads = backward(R, cache, RT if final_state_grads else None, RC if final_state_grads else None)
+    grads = tuple(grads)
+    if len(grads) != len(arrays):  # zip would silently drop the arrays (or gradients) beyond the shorter one
+        raise ValueError(f"backward must return {len(arrays)} gradients ({', '.join(arrays)}); got {len(grads)}")
     analytic = dict(zip(arrays, grads))
     return check_arrays(f, arrays, analytic, max_entries, seed, gates=dict.fromkeys(("Wx", "Wh", "b"), H))
+
+
+CELL_INTERFACE = ("param_shapes", "forward", "backward", "has_cell_state")
+
+
+def check_cell(cell_or_name, N=2, T=4, D=3, H=3, seed=0, max_entries=None, final_state_grads=True):
+    """Gradient check of any cell: every array it has, against (G3) central differences in float64.
+
+    cell_or_name: a name of ``numpylstm.cells.NAMES`` or an object with the ``Cell`` interface
+    (``param_shapes(D, H)``, ``forward(x, h0, c0, params)``, ``backward(dhs, cache, dhT, dcT)``,
+    ``has_cell_state``) -- e.g. a cell of your own. Checked: x (N, T, D), h0, c0 (when the cell has a cell
+    state) and every parameter of ``param_shapes`` (extra ones such as the peepholes' p too), for the loss
+    sum(hs * R) + sum(hT * RT) [+ sum(cT * RC)] with fixed random R, RT, RC (so dhT, dcT are nonzero unless
+    final_state_grads=False). Returns a list of ``Row``, one per array; rows of arrays whose last axis is a
+    fused gate axis (4H: i, f, g, o; 3H: the GRU's r, z, n) carry the worst error per gate block.
+    Pass: every ``max_rel`` below ``LAYER_TOL``.
+    """
+    from . import cells
+
+    if isinstance(cell_or_name, str):
+        cell = cells.get(cell_or_name)
+    else:
+        cell = cell_or_name
+        lacking = [a for a in CELL_INTERFACE if not hasattr(cell, a)]
+        if lacking:
+            raise ValueError(f"cell_or_name must be a cell name ({', '.join(cells.NAMES)}) or an object with "
+                             f"{', '.join(CELL_INTERFACE)}; got {chk.describe(cell)} lacking {', '.join(lacking)}")
+    N, T, D, H = (chk.positive_int(k, v) for k, v in (("N", N), ("T", T), ("D", D), ("H", H)))
+    has_c = bool(cell.has_cell_state)
+    rng = np.random.default_rng(seed)
+    arrays = {"x": rng.standard_normal((N, T, D)), "h0": rng.standard_normal((N, H))}
+    if has_c:
+        arrays["c0"] = rng.standard_normal((N, H))
+    shapes = dict(cell.param_shapes(D, H))
+    for key, shape in shapes.items():
+        if key in arrays:
+            raise ValueError(f"a cell's parameter may not be called {key!r} (the name of an input)")
+        scale = 1 / np.sqrt(shape[0]) if len(shape) == 2 else 0.5  # matrices: by fan-in; vectors: 0.5
+        arrays[key] = np.ascontiguousarray(rng.standard_normal(shape) * scale)
+    R = rng.standard_normal((N, T, H))
+    RT = rng.standard_normal((N, H)) if final_state_grads else None
+    RC = rng.standard_normal((N, H)) if final_state_grads and has_c else None
+    params = {k: arrays[k] for k in shapes}
+
+    def run():
+        return cell.forward(arrays["x"], arrays["h0"], arrays["c0"] if has_c else None, params)
+
+    def f():
+        hs, (hT, cT), _ = run()
+        loss = np.vdot(hs, R)
+        if RT is not None:
+            loss += np.vdot(hT, RT)
+        if RC is not None:
+            loss += np.vdot(cT, RC)
+        return float(loss)
+
+    grads = cell.backward(R, run()[2], RT, RC)
+    if not isinstance(grads, tuple) or len(grads) != 4:
+        raise ValueError("a cell's backward must return (dx, dh0, dc0, dparams); "
+                         f"got {len(grads) if isinstance(grads, tuple) else chk.describe(grads)} values")
+    dx, dh0, dc0, dparams = grads
+    if not isinstance(dparams, dict) or set(dparams) != set(shapes):
+        got = ", ".join(dparams) if isinstance(dparams, dict) else chk.describe(dparams)
+        raise ValueError(f"a cell's backward must return dparams with the keys {', '.join(shapes)}; got {got}")
+    if not has_c and dc0 is not None:
+        raise ValueError("a cell without a cell state must return dc0 = None")
+    analytic = {"x": dx, "h0": dh0, **({"c0": dc0} if has_c else {}), **dparams}
+    names = getattr(cell, "gate_names", "") or "ifgo"
+    gates = {k: H for k, shape in shapes.items() if shape[-1] == len(names) * H and shape[-1] > H}
+    return check_arrays(f, arrays, analytic, max_entries, seed, gates=gates, gate_names=names)
 
 
 def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_entries=None, seed=0, impl=None):
@@ -211,14 +299,17 @@ def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_
 
 
 def format_report(rows, tol, title=""):
-    """The table of ``rows``; arrays with a gate axis also show the worst error per gate block i, f, g, o."""
+    """The table of ``rows``; arrays with a gate axis also show the worst error per gate block (i, f, g, o
+    for the LSTM family, r, z, n for the GRU)."""
     lines = [title] if title else []
-    per_gate = any(r.gates is not None for r in rows)
-    gate_head = "".join(f"{'max rel ' + k:>12}" for k in "ifgo") if per_gate else ""
+    gated = [r for r in rows if r.gates is not None]
+    per_gate = bool(gated)
+    names = gated[0].gate_names if gated else ""
+    gate_head = "".join(f"{'max rel ' + k:>12}" for k in names)
     lines.append(f"{'array':<16}{'shape':<16}{'checked':>8}{'max rel err':>14}{'max abs err':>14}{gate_head}  ok")
     for r in rows:
         ok = "yes" if r.max_rel < tol else "NO"
-        gate_cols = "" if not per_gate else (f"{'':>48}" if r.gates is None
+        gate_cols = "" if not per_gate else (f"{'':>{12 * len(names)}}" if r.gates is None
                                              else "".join(f"{e:>12.2e}" for e in r.gates))
         lines.append(f"{r.name:<16}{str(r.shape):<16}{r.checked:>8}{r.max_rel:>14.2e}{r.max_abs:>14.2e}"
                      f"{gate_cols}  {ok}")
@@ -228,15 +319,19 @@ def format_report(rows, tol, title=""):
 def main(argv=None) -> int:
     """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
 
-    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead.
+    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead. ``--cell NAME``: check the cell NAME of
+    ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--bugs"]:
         from .bugzoo import main as bug_zoo
 
         return bug_zoo()
+    if len(argv) == 2 and argv[0] == "--cell":
+        return main_cells(argv[1])
     if argv:
-        print(f"usage: python -m numpylstm.gradcheck [--bugs]; got unexpected arguments {argv}", file=sys.stderr)
+        print(f"usage: python -m numpylstm.gradcheck [--bugs | --cell NAME]; got unexpected arguments {argv}",
+              file=sys.stderr)
         return 2
     ok = True
     rows = check_layer()
@@ -254,6 +349,22 @@ def main(argv=None) -> int:
         print(format_report(rows, MODEL_TOL,
                             f"LSTMModel 2 layers, dropout 0.25, head={head}, loss={loss} (tol {MODEL_TOL:g})"))
         ok &= all(r.max_rel < MODEL_TOL for r in rows)
+    print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
+    return 0 if ok else 1
+
+
+def main_cells(name) -> int:
+    """``--cell NAME``: check_cell for one cell of ``numpylstm.cells.NAMES`` or, for "all", every one."""
+    from . import cells
+
+    if name != "all" and name not in cells.NAMES:
+        print(f"--cell must be one of {', '.join(cells.NAMES)} or all; got {name!r}", file=sys.stderr)
+        return 2
+    ok = True
+    for k, cell in enumerate(cells.NAMES if name == "all" else (name,)):
+        rows = check_cell(cell)
+        print(("\n" if k else "") + format_report(rows, LAYER_TOL, f"cell {cell!r}, N=2 T=4 D=3 H=3 (tol {LAYER_TOL:g})"))
+        ok &= all(r.max_rel < LAYER_TOL for r in rows)
     print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
     return 0 if ok else 1
 

@@ -1,7 +1,8 @@
-"""Draw the figures of derivations/: the unrolled sine model, one LSTM cell forward, the same cell backward.
+"""Draw the figures of derivations/: the unrolled sine model, one LSTM cell forward, the same cell backward,
+one GRU cell forward.
 
 Run from the repository root:  python derivations/scripts/figures.py [--out DIR]
-Writes unrolled_sine.svg, cell_forward.svg, cell_backward.svg and a PNG of each into DIR (default
+Writes unrolled_sine.svg, cell_forward.svg, cell_backward.svg, gru_cell.svg and a PNG of each into DIR (default
 derivations/figures/). Matplotlib with the Agg backend only; nothing is downloaded.
 
 Every figure is 11 inches wide with fonts of at least 10.5 pt, so text stays at least 11 px high when GitHub
@@ -325,8 +326,82 @@ def draw_cell_backward():
     return fig
 
 
+# ------------------------------------------------------------------------------------------- GRU cell
+
+G_HWY = 50.0  # the h_{t-1} -> h_t line
+G_AFF = (53.0, 13.0, 74.0, 9.0)  # centre x, centre y, width, height of the two affine maps (U1), (U2)
+G_Z, G_R = (30.0, 30.0), (50.0, 24.0)  # the update and reset gates
+G_MUL_R, G_ADD_N, G_TANH = (62.0, 24.0), (74.0, 24.0), (74.0, 33.0)  # r * a^hn, + a^xn, tanh: (U5)
+G_MUL_N, G_ADD_H, G_MUL_Z = (74.0, 42.0), (74.0, G_HWY), (30.0, G_HWY)  # (U6)
+
+
+def draw_gru_cell():
+    """One GRU cell, forward: (U1), (U2) the two affine maps, (U3) reset, (U4) update, (U5) the candidate
+    with the reset applied after the recurrent product (PyTorch's placement), (U6) the mix."""
+    fig, ax = new_figure(6.2)
+    _cell_frame(ax, FWD)
+    top = G_AFF[1] + G_AFF[3] / 2
+
+    # inputs
+    box(ax, 6, G_HWY, 11, 7, "$h_{t-1}$\n(N, H)", fill="io", size=11.5)
+    box(ax, 6, 6, 11, 7, "$x_t$\n(N, D)", fill="io", size=11.5)
+    text(ax, 6, G_HWY + 5.2, "from step t-1", size=10.5, color=GREY)
+    arrow(ax, (11.5, 8.0), (G_AFF[0] - G_AFF[2] / 2, 10.0))
+    path_arrow(ax, [(6, G_HWY - 3.5), (6, 15.5), (G_AFF[0] - G_AFF[2] / 2, 15.5)])
+
+    # (U1), (U2)
+    box(ax, G_AFF[0], G_AFF[1], G_AFF[2], G_AFF[3],
+        "(U1)  $a^x_t = x_t W_x + b_x$        (U2)  $a^h_t = h_{t-1} W_h + b_h$\n"
+        "(N, 3H) each, in blocks r | z | n", fill="cell", size=12)
+
+    # (U4) update gate, (U3) reset gate
+    for (x, y), fn_, lab, out, inp in ((G_Z, r"$\sigma$", "(U4)", "$z_t$", r"$a^{xz}_t + a^{hz}_t$"),
+                                       (G_R, r"$\sigma$", "(U3)", "$r_t$", r"$a^{xr}_t + a^{hr}_t$")):
+        arrow(ax, (x, top), (x, y - 2.8))
+        text(ax, x - 0.8, (top + y - 2.8) / 2 + 0.4, inp, size=11, ha="right")
+        box(ax, x, y, 7, 5, fn_, fill="gate", size=13)
+        text(ax, x + 4.2, y - 1.4, lab, size=10.5, color=GREY, ha="left")
+    text(ax, G_R[0] + 1.0, G_R[1] + 3.6, "$r_t$", size=12, ha="left")
+
+    # (U5): n_t = tanh(a^xn + r * a^hn), the reset after the product
+    arrow(ax, (G_R[0] + 3.5, G_R[1]), (G_MUL_R[0] - 2, G_MUL_R[1]))
+    op(ax, *G_MUL_R, "⊙")
+    arrow(ax, (G_MUL_R[0], top), (G_MUL_R[0], G_MUL_R[1] - 2))
+    text(ax, G_MUL_R[0] + 0.8, top + 2.0, "$a^{hn}_t$", size=11, ha="left")
+    arrow(ax, (G_MUL_R[0] + 2, G_MUL_R[1]), (G_ADD_N[0] - 2, G_ADD_N[1]))
+    op(ax, *G_ADD_N, "+")
+    arrow(ax, (G_ADD_N[0], top), (G_ADD_N[0], G_ADD_N[1] - 2))
+    text(ax, G_ADD_N[0] + 0.8, top + 2.0, "$a^{xn}_t$", size=11, ha="left")
+    arrow(ax, (G_ADD_N[0], G_ADD_N[1] + 2), (G_TANH[0], G_TANH[1] - 2.2))
+    box(ax, G_TANH[0], G_TANH[1], 8, 4.4, "tanh", fill="gate", size=12)
+    text(ax, G_TANH[0] + 4.6, G_TANH[1], "(U5)  $n_t$", size=11, ha="left")
+    text(ax, G_ADD_N[0] + 2.6, G_ADD_N[1] - 0.4, r"$a^{xn}_t + r_t \odot a^{hn}_t$", size=11, ha="left")
+
+    # (U6): h_t = (1 - z) * n + z * h_{t-1}
+    line(ax, [(G_Z[0], G_Z[1] + 2.5), (G_Z[0], G_MUL_Z[1] - 2)])
+    arrow(ax, (G_Z[0], G_MUL_N[1] - 0.1), (G_Z[0], G_MUL_Z[1] - 2))
+    text(ax, G_Z[0] - 0.9, G_Z[1] + 4.0, "$z_t$", size=12, ha="right")
+    arrow(ax, (G_Z[0], G_MUL_N[1]), (G_MUL_N[0] - 2, G_MUL_N[1]))
+    text(ax, (G_Z[0] + G_MUL_N[0]) / 2, G_MUL_N[1] + 1.6, "$1 - z_t$", size=11)
+    arrow(ax, (G_TANH[0], G_TANH[1] + 2.2), (G_MUL_N[0], G_MUL_N[1] - 2))
+    op(ax, *G_MUL_N, "⊙")
+    text(ax, G_MUL_N[0] + 2.6, G_MUL_N[1] + 0.2, r"$(1 - z_t) \odot n_t$", size=11, ha="left")
+    arrow(ax, (G_MUL_N[0], G_MUL_N[1] + 2), (G_ADD_H[0], G_ADD_H[1] - 2))
+    line(ax, [(11.5, G_HWY), (G_MUL_Z[0] - 2, G_HWY)], color=STATE, lw=3)
+    op(ax, *G_MUL_Z, "⊙", edge=STATE)
+    line(ax, [(G_MUL_Z[0] + 2, G_HWY), (G_ADD_H[0] - 2, G_HWY)], color=STATE, lw=3)
+    op(ax, *G_ADD_H, "+", edge=STATE)
+    arrow(ax, (G_ADD_H[0] + 2, G_HWY), (104, G_HWY), color=STATE, lw=3, ms=18)
+    text(ax, 106, G_HWY, "$h_t$", size=13, ha="left")
+    text(ax, 104, G_HWY - 3.2, "to step t+1\nand the layer above", size=10.5, color=GREY, ha="right", va="top")
+    text(ax, G_MUL_Z[0] + 2.6, G_HWY + 3.2, r"(U6)  $z_t \odot h_{t-1}$", size=11, ha="left", color=STATE)
+    text(ax, G_ADD_H[0] - 2.5, G_HWY + 3.2, r"(U6)  $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$", size=11,
+         ha="right", color=STATE)
+    return fig
+
+
 FIGURES = {"unrolled_sine": draw_unrolled_sine, "cell_forward": draw_cell_forward,
-           "cell_backward": draw_cell_backward}
+           "cell_backward": draw_cell_backward, "gru_cell": draw_gru_cell}
 
 
 def drawn_texts(fig):

@@ -51,8 +51,8 @@ def test_demo_rollout_prints_the_horizon_errors_and_draws_them(tmp_path):
     pytest.importorskip("matplotlib")
     status, lines, err = run([*TINY, "--rollout", "12", "--out", str(tmp_path / "o")])
     assert status == 0, err
-    row = next(line for line in lines if "k steps ahead" in line)
-    errs = dict(part.split(": ") for part in row.split("ahead: ")[1].split(", "))
+    row = next(line for line in lines if "RMSE k steps ahead:" in line)
+    errs = dict(part.split(": ") for part in row.split("ahead:")[1].strip().split(", "))
     assert list(errs) == ["k=1", "k=10", "k=12"]
     assert lines[-1].startswith("test RMSE: ")
     # one step ahead, the rollout is the ordinary prediction: its RMSE is the test RMSE

@@ -69,10 +69,9 @@ def report_rollout(model, data, K, *, window=500, png=None, say=print):
     last = np.asarray(data.test_x[:, -1, 0], np.float64)[:, None]
     hold = horizon_rmse(np.broadcast_to(last, truth.shape), truth)
     shown = [k for k in HORIZONS if k < K] + [K]
-    say(f"free-running forecast (--rollout {K}): from each of the {M} test windows, the model's own predictions "
-        f"fed back for {K} steps")
-    say("  RMSE over the windows, k steps ahead: " + ", ".join(f"k={k}: {err[k - 1]:.3g}" for k in shown))
-    say("  (holding the last true value:         " + ", ".join(f"k={k}: {hold[k - 1]:.3g}" for k in shown) + ")")
+    say(f"free-running forecast: {K} steps from each of the {M} test windows, on its own predictions")
+    say("  RMSE k steps ahead:           " + ", ".join(f"k={k}: {err[k - 1]:.3g}" for k in shown))
+    say("  holding the last true value:  " + ", ".join(f"k={k}: {hold[k - 1]:.3g}" for k in shown))
     if png is not None:
         from .plots import PlotsUnavailable
 

@@ -37,6 +37,7 @@ from numpylstm.demos.chars import ANNA_HELP, CharSettings, run_chars, run_sample
 from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
+from numpylstm.model import CELLS  # noqa: E402
 from numpylstm.train import pipe_safe_stdout  # noqa: E402
 
 
@@ -130,7 +131,15 @@ def _existing_file(text):
 # --------------------------------------------------------------------------- sine
 
 _SINE_RUN_FLAGS = ("timesteps", "lstm_size", "lstm_layers", "batch_size", "keep_prob", "steps", "lr", "beta2",
-                   "warmup", "clip", "seed", "dtype")
+                   "warmup", "clip", "seed", "dtype", "cell")
+
+
+def add_cell_flag(group, default="lstm"):
+    """--cell NAME: the layers' cell, one of numpylstm.cells.NAMES (no default value: a resumed run keeps its own)."""
+    group.add_argument("--cell", choices=CELLS, metavar="NAME",
+                       help=f"the layers' cell: {', '.join(CELLS)} (default {default}; gru: PyTorch's GRU, "
+                            "peephole: Gers & Schmidhuber's LSTM, nig ... fgr: Greff et al.'s variants; "
+                            "derivations/12_the_lstm_family.md). Part of the run: --resume keeps the checkpoint's")
 
 
 def _add_impl_flag(group):
@@ -150,6 +159,7 @@ def add_sine_flags(p):
                    help=f"hidden units per LSTM layer, H (default {d.lstm_size})")
     g.add_argument("--lstm-layers", type=_int(1), metavar="L",
                    help=f"stacked LSTM layers (default {d.lstm_layers})")
+    add_cell_flag(g, d.cell)
     g.add_argument("--keep-prob", type=_float_in(0.0, 1.0, what="in (0, 1]"), metavar="P",
                    help="probability of keeping each layer output during training; dropout = 1 - P "
                         f"(default {d.keep_prob:g}: no dropout)")
@@ -261,7 +271,7 @@ def run_sine_command(args, parser):
 # --------------------------------------------------------------------------- chars and sample (Anna KaRNNa)
 
 _CHARS_RUN_FLAGS = ("lstm_size", "lstm_layers", "n_seqs", "n_steps", "keep_prob", "lr", "final_lr", "clip",
-                    "minutes", "epochs", "seed", "dtype")
+                    "minutes", "epochs", "seed", "dtype", "cell")
 
 
 def add_chars_flags(p):
@@ -275,6 +285,7 @@ def add_chars_flags(p):
     g = p.add_argument_group("model (Udacity's names)")
     g.add_argument("--lstm-size", type=_int(1), metavar="H", help=f"hidden units per layer (default {d.lstm_size})")
     g.add_argument("--lstm-layers", type=_int(1), metavar="L", help=f"stacked LSTM layers (default {d.lstm_layers})")
+    add_cell_flag(g, d.cell)
     g.add_argument("--keep-prob", type=_float_in(0.0, 1.0, what="in (0, 1]"), metavar="P",
                    help=f"keep probability of each layer's output in training (default {d.keep_prob:g})")
     g = p.add_argument_group("training")
@@ -419,7 +430,7 @@ def add_adding_flags(p):
                 "values; always predicting 1 scores 1/6 ~ 0.167. Run it once per cell: DIR/adding.png draws every "
                 "DIR/<cell>.npz. See docs/inside.md, 'The adding problem'.")
     g = _add_adding_model_flags(p, d)
-    g.add_argument("--cell", choices=("lstm", "rnn"), help=f"the recurrent layer (default {d.cell})")
+    add_cell_flag(g, d.cell)
     g.add_argument("--minutes", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="M",
                    help=f"training budget in minutes of wall time (default {d.minutes:g})")
     g.add_argument("--eval-every", type=_int(1), metavar="STEPS",

@@ -4,9 +4,10 @@ Layout of a checkpoint (every entry is an ordinary array; nothing is pickled):
 
     format_version     0-d int64, ``FORMAT_VERSION``
     meta               0-d unicode array holding JSON text: {"kind": "numpylstm.checkpoint",
-                       "model_config": model.config, "step": int, "rng_state": the model's bit-generator
-                       state, "optimizer": optimizer class name or null, "user": any JSON the caller passes}
-    param/<name>       one array per ``model.params`` entry (``lstm.0.Wx`` ...), in the model's dtype
+                       "model_config": model.config (with "cell" unless it is "lstm"), "step": int,
+                       "rng_state": the model's bit-generator state, "optimizer": optimizer class name or
+                       null, "user": any JSON the caller passes}
+    param/<name>       one array per ``model.params`` entry (``lstm.0.Wx``, ``gru.0.bh`` ...), in the model's dtype
     optim/<key>        the optimizer's ``state_dict()`` (``m/lstm.0.Wx`` ..., ``t``)
     extra/<name>       arrays the caller adds: loss history, a char-RNN's vocabulary, a carried state ...
 
@@ -301,6 +302,11 @@ def _check_architecture(ck: Checkpoint, model) -> None:
     have = model.config
     diffs = [f"{k}={ck.model_config.get(k)!r} (model has {have.get(k)!r})"
              for k in ARCHITECTURE_KEYS if ck.model_config.get(k) != have.get(k)]
+    # the cell: model.config names it unless it is the standard "lstm" (checkpoints made before there was a
+    # choice of cell hold no name: they are LSTMs)
+    cell, want = ck.model_config.get("cell", "lstm"), have.get("cell", "lstm")
+    if cell != want:
+        diffs.insert(0, f"cell={cell!r} (model has {want!r})")
     if diffs:
         raise ValueError(f"checkpoint {ck.path} was made for another architecture: " + ", ".join(diffs))
 

@@ -260,6 +260,10 @@ def check_cell(cell_or_name, N=2, T=4, D=3, H=3, seed=0, max_entries=None, final
 def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_entries=None, seed=0, impl=None):
     """Check ``model.loss_and_grads``: every parameter, the input x (unless token ids) and the initial state.
 
+    Any cell (``model.cell``); the rows of arrays with a fused gate axis (Wx, Wh and the biases of the LSTM
+    family and the GRU) carry the worst error per gate block (i, f, g, o or r, z, n; ``format_report`` shows
+    them).
+
     The model must be float64. With dropout and train=True, masks are drawn once (or taken from ``masks``)
     and held fixed for every evaluation. impl: "fast" or "textbook" to check the model with that layer code
     (``model.impl`` is set for the check and restored after it), or None for the model's own ``impl``.
@@ -294,8 +298,12 @@ def check_model(model: LSTMModel, x, y, state=None, train=True, masks=None, max_
     if not tokens:
         arrays["input x"], analytic["input x"] = x, ig["x"]
     arrays["initial state"], analytic["initial state"] = state, ig["state"]
-    gates = {k: model.hidden_size for k in model.params if k.startswith("lstm.")}  # Wx, Wh, b of each layer
-    return check_arrays(f, arrays, analytic, max_entries, seed, gates=gates)
+    # the arrays with a fused gate axis (the cell's gate_names: "ifgo" for the LSTM family, "rzn" for the GRU, none for
+    # the RNN) get the worst error per gate block: Wx, Wh and the biases of each layer
+    names, H = getattr(model.cell_type, "gate_names", ""), model.hidden_size
+    gates = {k: H for k, shape in model.param_shapes().items()
+             if names and k.startswith(f"{model.cell}.") and shape[-1] == len(names) * H}
+    return check_arrays(f, arrays, analytic, max_entries, seed, gates=gates, gate_names=names or "ifgo")
 
 
 def format_report(rows, tol, title=""):
@@ -363,7 +371,8 @@ def main_cells(name) -> int:
     ok = True
     for k, cell in enumerate(cells.NAMES if name == "all" else (name,)):
         rows = check_cell(cell)
-        print(("\n" if k else "") + format_report(rows, LAYER_TOL, f"cell {cell!r}, N=2 T=4 D=3 H=3 (tol {LAYER_TOL:g})"))
+        title = f"cell {cell!r}, N=2 T=4 D=3 H=3 (tol {LAYER_TOL:g})"
+        print(("\n" if k else "") + format_report(rows, LAYER_TOL, title))
         ok &= all(r.max_rel < LAYER_TOL for r in rows)
     print("\nall gradient checks passed" if ok else "\nGRADIENT CHECK FAILED")
     return 0 if ok else 1

@@ -1,8 +1,17 @@
-"""A stacked LSTM with dropout and a dense head: the model behind the sine demo and the char-RNN.
+"""A stack of cells, dropout on each layer's output, a dense head and a loss: the model of chapters 04 and 05.
 
 Derivation: derivations/04_stacking_dropout.md (S1-S2, D1-D2) and derivations/05_head_losses.md (H1-H4,
-L1-L4); each layer is ``textbook.lstm_forward`` / ``lstm_backward`` or, by default, the equal and faster
-``fast.lstm_forward_tm`` / ``lstm_backward_tm`` (F1-F5, B1-B14).
+L1-L4). Read top to bottom, a training step (``loss_and_grads``) is:
+
+    forward   (S1) layer l reads layer l-1's hidden states; (D1) dropout on each layer's output;
+              (H1) y = h W + b; the loss (L1 or L3)
+    backward  (L2 or L4) dy; (H2)-(H4) the head's gradients and dh; then from the top layer down:
+              (D2) dh times the mask, the layer's BPTT, (S2) its dx is the gradient of the layer below.
+
+Each layer is a cell of ``numpylstm/cells/`` (``cell="lstm"`` by default; "rnn", "gru", "peephole" and
+Greff's variants). How the stack runs is chosen in one place, ``numpylstm/engines.py``: the cells'
+step-by-step code, or for the standard LSTM with ``impl="fast"`` (the default) the equal and faster
+``fast.py`` (F1-F5, B1-B14), ``pipeline.py`` or ``wavefront.py``.
 
 TF-1 words -> numpylstm: ``lstm_size`` = hidden_size H (units in each gate), ``timesteps`` = T,
 ``lstm_layers`` = num_layers, ``keep_prob`` = 1 - dropout, ``final_state`` = the state array
@@ -12,24 +21,23 @@ TF-1 words -> numpylstm: ``lstm_size`` = hidden_size H (units in each gate), ``t
 from __future__ import annotations
 
 import numbers
-from contextlib import nullcontext
+import threading
 from functools import reduce
 
 import numpy as np
 
 from . import _checks as chk
-from . import fast, pipeline, rnn, textbook, wavefront
-from .fast import Workspace
+from . import cells, engines
 from .losses import mse, softmax_ce
 
 HEADS = ("last", "all")
 LOSSES = ("mse", "softmax_ce")
 IMPLS = ("fast", "textbook")
-CELLS = ("lstm", "rnn")
+CELLS = cells.NAMES  # "lstm", "rnn", "gru", "peephole" and Greff's variants: numpylstm/cells/
 
 
 class LSTMModel:
-    """num_layers stacked LSTM layers, inverted dropout on each layer's output, a dense head.
+    """num_layers stacked cells (LSTM layers by default), inverted dropout on each layer's output, a dense head.
 
     Args:
         input_size: D, features per timestep; for integer token input, the vocabulary size V.
@@ -40,11 +48,14 @@ class LSTMModel:
             ``DropoutWrapper(output_keep_prob=keep_prob)``); never to the recurrent state.
         head: "last" (many-to-one: y (N, O) from h at the last step) or "all" (many-to-many: y (N, T, O)).
         loss: "mse" (mean over all elements) or "softmax_ce" (mean over positions, integer targets).
-        forget_bias: added to the f block of every b at initialisation (TF/Keras convention).
+        forget_bias: added at initialisation to the forget gate's bias block of every layer (TF/Keras
+            convention): the block the cell names as its ``forget_block`` (b's f block for the LSTM family;
+            none for "rnn" and "gru").
         seed: seeds initialisation and dropout masks (``self.rng``).
         dtype: float64 (default) or float32.
-        impl: which layer code runs: "fast" (``numpylstm/fast.py``, default) or "textbook"
+        impl: which layer code runs the standard LSTM: "fast" (``numpylstm/fast.py``, default) or "textbook"
             (``numpylstm/textbook.py``, the step-by-step code the derivations quote; same numbers, slower).
+            Every other cell always runs its own step-by-step code (``numpylstm/cells/``); impl is ignored.
         pipeline: "auto" (default), True or False: run the layers side by side on two threads, chunk by
             chunk (``numpylstm/pipeline.py``; same numbers up to rounding). "auto" does so for the fast LSTM
             when NumPy's BLAS may use two or more threads and the layers are big enough (``pipeline.worth_it``);
@@ -55,13 +66,27 @@ class LSTMModel:
             it for a fast LSTM stack of 2+ layers small enough to be bound by NumPy's per-call cost
             (``wavefront.worth_it``: the sine model, not the char-RNN); True whenever it can, False never.
             A pipelined pass (``pipeline``) takes precedence. A run setting, not saved.
-        cell: "lstm" (default) or "rnn": plain tanh RNN layers (``numpylstm/rnn.py``, derivations/11_why_lstm.md)
-            in place of the LSTM layers, with the same head, losses, dropout and optimizers; their parameters
-            are ``rnn.{l}.Wx`` (D, H), ``rnn.{l}.Wh`` (H, H), ``rnn.{l}.b`` (H,), ``impl`` is ignored and
-            state[l, 0] (the c slot) stays zero.
+        cell: the layers' cell, one of ``numpylstm.cells.NAMES``: "lstm" (default), "rnn" (plain tanh RNN,
+            ``numpylstm/rnn.py``, derivations/11_why_lstm.md), "gru" (PyTorch's GRU), "peephole" (Gers &
+            Schmidhuber's LSTM with peepholes) or one of Greff et al.'s variants "nig", "nfg", "nog", "niaf",
+            "noaf", "cifg", "fgr" (derivations/12_the_lstm_family.md). The same head, losses, dropout,
+            optimizers and state layout for every cell. Layer l's parameters are ``f"{cell}.{l}.{key}"`` for
+            each key of the cell's ``param_shapes`` (``lstm.0.Wx``, ``gru.1.bh``, ``nfg.0.p``); state[l, 0]
+            (the c slot) stays zero for a cell without a cell state ("rnn", "gru"). "fgr"'s previous gates
+            [i, f, o]_{t-1} are not part of the state: a sequence continued from a returned state (stateful
+            training) restarts them at zero, so for "fgr" two halves are not the whole.
 
     Inputs x are (N, T, D) floats, or (N, T) integer token ids in [0, input_size) (a one-hot input computed
     as a row gather of Wx). ``state`` is (L, 2, N, H): state[l, 0] is layer l's c, state[l, 1] its h.
+
+    Threads: one model may be called from several threads at once (``forward``, ``evaluate``,
+    ``loss_and_grads``), with the same results as one call after another. The fast engines reuse big buffers
+    from call to call (``fast.Workspace``); each thread gets its own set (``_scratch``, a ``threading.local``),
+    made on the thread's first call and freed with the thread. Chosen over a lock because a lock would make the
+    threads wait for each other for the whole pass, while NumPy releases the GIL inside its products, so
+    threads with their own buffers can overlap; the price is one set of buffers per calling thread. Not
+    covered: dropout masks drawn from the shared ``self.rng`` come out in whichever order the threads ask (each
+    draw is safe, the order is not fixed), and changing ``params`` while another thread trains.
     """
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
@@ -95,38 +120,38 @@ class LSTMModel:
         self.wavefront = wavefront
         self.rng = np.random.default_rng(seed)
         self.params = self._init_params()
-        # One Workspace per layer: the big forward/backward buffers are reused from call to call.
-        self._work = [Workspace() for _ in range(self.num_layers)]
-        self._chunk_work = {}  # (layer, chunk) -> Workspace, for the pipelined passes
-        self._wave_work = Workspace()  # for the wavefront passes
+        self._per_thread = _PerThread(self.num_layers)
 
-    def _pipelined(self, T, N) -> bool:
-        """Whether this forward/backward pass runs pipelined (see the ``pipeline`` argument)."""
-        if self.pipeline is False or self.cell != "lstm" or self.impl != "fast" or self.num_layers < 2 or T < 2:
-            return False
-        return self.pipeline is True or pipeline.worth_it(self.num_layers, T, N, self.hidden_size)
+    # ------------------------------------------------------------------ buffers, one set per thread
+    def _scratch(self) -> engines.Scratch:
+        """The calling thread's buffers for the fast engines (made on its first call)."""
+        return self._per_thread.scratch
 
-    def _wave(self, xt, masks, piped) -> bool:
-        """Whether this pass runs all layers in one wavefront loop (see the ``wavefront`` argument)."""
-        if (self.wavefront is False or piped or masks is not None or xt.ndim != 3 or self.cell != "lstm"
-                or self.impl != "fast" or self.num_layers < 2):
-            return False
-        return self.wavefront is True or wavefront.worth_it(self.num_layers, xt.shape[1], self.hidden_size)
+    @property
+    def _wave_work(self):
+        """The calling thread's Workspace of the wavefront passes."""
+        return self._scratch().wave
 
-    def _stack_params(self):
-        """[(Wx, Wh, b)] per layer: how pipeline.py and wavefront.py take the LSTM stack's weights."""
-        return [tuple(self.params[f"lstm.{l}.{w}"] for w in ("Wx", "Wh", "b")) for l in range(self.num_layers)]
+    @_wave_work.setter
+    def _wave_work(self, work):
+        self._scratch().wave = work
 
-    @staticmethod
-    def _threads(piped):
-        """The thread settings of a pass: ``pipeline.two_threads()`` when it runs pipelined, else none."""
-        return pipeline.two_threads() if piped else nullcontext()
+    def __getstate__(self):
+        """A copy (``copy.deepcopy``, pickle) starts without buffers: they are scratch space, per thread."""
+        state = dict(self.__dict__)
+        del state["_per_thread"]
+        return state
 
-    def _chunk_works(self, T):
-        K = len(pipeline.chunk_bounds(T))
-        return [[self._chunk_work.setdefault((l, k), Workspace()) for k in range(K)] for l in range(self.num_layers)]
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._per_thread = _PerThread(self.num_layers)
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def cell_type(self):
+        """The layers' cell (``numpylstm.cells.get(self.cell)``): param_shapes, forget_block, forward, backward."""
+        return cells.get(self.cell)
+
     @property
     def config(self) -> dict:
         """The constructor's arguments (dtype as a string): enough to rebuild the architecture."""
@@ -136,26 +161,33 @@ class LSTMModel:
                     **({} if self.cell == "lstm" else {"cell": self.cell}))
 
     def param_shapes(self) -> dict:
-        """Name -> shape of every parameter array, in the order of ``params``."""
-        H, shapes, c = self.hidden_size, {}, self.cell
-        G = 4 if c == "lstm" else 1  # the LSTM's fused i, f, g, o axis is 4H wide; the RNN has one H block
-        for l in range(self.num_layers):
-            D = self.input_size if l == 0 else H
-            shapes[f"{c}.{l}.Wx"] = (D, G * H)
-            shapes[f"{c}.{l}.Wh"] = (H, G * H)
-            shapes[f"{c}.{l}.b"] = (G * H,)
-        shapes["head.W"] = (H, self.output_size)
-        shapes["head.b"] = (self.output_size,)
-        return shapes
+        """Name -> shape of every parameter array, in the order of ``params``: layer by layer the cell's
+        ``param_shapes(D, H)`` (D = input_size for layer 0, H above it) as ``f"{cell}.{l}.{key}"``, then the
+        head's ``head.W`` (H, O) and ``head.b`` (O,)."""
+        key = (self.cell, self.input_size, self.hidden_size, self.output_size, self.num_layers)
+        kept = self.__dict__.get("_shapes")
+        if kept is None or kept[0] != key:  # made once: every call checks the params against it (_check_params)
+            H, shapes, c = self.hidden_size, {}, self.cell
+            for l in range(self.num_layers):
+                D = self.input_size if l == 0 else H
+                for k, shape in self.cell_type.param_shapes(D, H).items():
+                    shapes[f"{c}.{l}.{k}"] = tuple(shape)
+            shapes["head.W"] = (H, self.output_size)
+            shapes["head.b"] = (self.output_size,)
+            kept = self._shapes = (key, shapes)
+        return dict(kept[1])
 
     def _init_params(self) -> dict:
-        """uniform(-1/sqrt(H), 1/sqrt(H)) everywhere, like PyTorch; forget_bias added to the f block of b."""
+        """uniform(-1/sqrt(H), 1/sqrt(H)) everywhere, like PyTorch, drawn in ``param_shapes`` order; forget_bias
+        added to the cell's ``forget_block`` (the f block of b for the LSTM family) of every layer."""
         H, k = self.hidden_size, 1.0 / np.sqrt(self.hidden_size)
+        block = self.cell_type.forget_block  # (key, j): H-block j of that parameter, or None
         params = {}
         for name, shape in self.param_shapes().items():
             p = self.rng.uniform(-k, k, size=shape)
-            if name.startswith("lstm.") and name.endswith(".b"):
-                p[H : 2 * H] += self.forget_bias
+            if block is not None and name.startswith(f"{self.cell}.") and name.endswith(f".{block[0]}"):
+                j = block[1]
+                p[..., j * H : (j + 1) * H] += self.forget_bias
             params[name] = p.astype(self.dtype)
         return params
 
@@ -280,66 +312,74 @@ class LSTMModel:
                 for l, m in enumerate(masks)]
 
     # ------------------------------------------------------------------ forward / backward
-    def _forward_tm(self, xt, state, masks, piped=False, backward=False, head_chunk=None):
-        """Run the stack time-major; piped: pipelined (see ``_pipelined``), backward: a backward pass follows.
-        Returns (y_tm, new_state, caches, hidden); with head_chunk (pipelined only), (the list of head_chunk's
-        results, chunk by chunk, new_state, caches, None)."""
+    def _engine(self, xt, masks):
+        """How this pass's stack runs (numpylstm/engines.py, the one place that chooses), with this thread's
+        buffers."""
+        return engines.choose(self, xt, masks, self._scratch())
+
+    def _pipelined(self, T, N) -> bool:
+        """Whether a pass runs pipelined (``engines.pipelined``; see the ``pipeline`` argument)."""
+        return engines.pipelined(self, T, N)
+
+    def _wave(self, xt, masks, piped) -> bool:
+        """Whether a pass runs as a wavefront (``engines.wave``; see the ``wavefront`` argument)."""
+        return engines.wave(self, xt, masks, piped)
+
+    def _stack_forward(self, run, xt, state, masks, backward=False, head_chunk=None):
+        """The stack of cells, time-major: (S1) each layer reads the layer below's output after (D1) dropout.
+
+        run: the engine (``_engine``); xt (T, N, D) or (T, N) ids; state (L, 2, N, H) or None; masks: L arrays
+        (T, N, H) or None. Returns top (the top layer's output after dropout, (T, N, H); for head "last" at least
+        its last step, top[-1] = h_T), the new state (L, 2, N, H) (c slot 0 without a cell state), the caches.
+        """
         T, N = xt.shape[:2]
-        L, H, P = self.num_layers, self.hidden_size, self.params
-        new_state = np.empty((L, 2, N, H), self.dtype)
-        if piped:  # the big products on a second thread, beside the loops: numpylstm/pipeline.py
-            outs, finals, caches = pipeline.stack_forward(self._stack_params(), xt, state, masks, self._chunk_works(T),
-                                                          backward, head_chunk)
-            for l, (hT, cT) in enumerate(finals):
-                new_state[l, 0], new_state[l, 1] = cT, hT
-            if head_chunk is not None:
-                return outs, new_state, caches, None
-            inp = np.concatenate(outs) if self.head == "all" else outs[-1]  # head "last" reads only h_T
-        elif self._wave(xt, masks, piped):  # all layers in one time loop: numpylstm/wavefront.py
-            inp, finals, caches = wavefront.stack_forward(self._stack_params(), xt, state, self._wave_work)
-            for l, (hT, cT) in enumerate(finals):
-                new_state[l, 0], new_state[l, 1] = cT, hT
+        L, H = self.num_layers, self.hidden_size
+        new_state = np.zeros((L, 2, N, H), self.dtype)
+        if run.whole_stack:  # pipeline.py or wavefront.py: the same equations, the whole stack in one call
+            top, finals, caches = run.stack_forward(xt, state, masks, backward, head_chunk)
         else:
-            caches, inp = [], xt
+            finals, caches, top = [], [], xt
             for l in range(L):
                 h0, c0 = (None, None) if state is None else (state[l, 1], state[l, 0])
-                hs, (hT, cT), cache = self._layer_forward(l, inp, h0, c0)
-                new_state[l, 0], new_state[l, 1] = cT, hT
+                hs, final, cache = run.layer_forward(l, top, h0, c0)  # layer l's cell over all T steps
+                finals.append(final)
                 caches.append(cache)
-                inp = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
-        hidden = inp[-1] if self.head == "last" else inp.reshape(T * N, H)
-        y = hidden @ P["head.W"] + P["head.b"]  # (H1) y = h W + b
-        if self.head == "all":
-            y = y.reshape(T, N, -1)
-        return y, new_state, caches, hidden
+                top = hs if masks is None else hs * masks[l]  # (D1) dropout on the output; (S1) feeds layer l+1
+        for l, (hT, cT) in enumerate(finals):
+            new_state[l, 1] = hT
+            if cT is not None:  # no cell state (rnn, gru): its slot stays 0
+                new_state[l, 0] = cT
+        return top, new_state, caches
 
-    def _layer_forward(self, l, inp, h0, c0):
-        """Layer l forward, time-major: inp (T, N, D) or (T, N) ids -> hs (T, N, H), (hT, cT), cache."""
-        P = self.params
-        Wx, Wh, b = P[f"{self.cell}.{l}.Wx"], P[f"{self.cell}.{l}.Wh"], P[f"{self.cell}.{l}.b"]
-        if self.cell == "lstm" and self.impl == "fast":
-            return fast.lstm_forward_tm(inp, h0, c0, Wx, Wh, b, work=self._work[l])
-        xb = np.swapaxes(inp, 0, 1)  # the step-by-step layers are batch-first
-        if self.cell == "rnn":
-            hs, hT, cache = rnn.rnn_forward(xb, h0, Wx, Wh, b)
-            final = (hT, np.zeros_like(hT))  # no cell state: its slot of the state stays 0
-        else:
-            hs, final, cache = textbook.lstm_forward(xb, h0, c0, Wx, Wh, b)
-        return np.ascontiguousarray(hs.swapaxes(0, 1)), final, cache
+    def _stack_backward(self, run, caches, dtop, dlast, masks, input_grads):
+        """BPTT through the stack, from the top layer down: (D2) through each mask, (S2) each layer's dx is the
+        gradient of the layer below's output.
 
-    def _layer_backward(self, l, dhs, cache, dhT, need_dx):
-        """Layer l backward, time-major: dhs (T, N, H) or None -> dx (T, N, D) or None, dh0, dc0, dWx, dWh, db."""
-        if self.cell == "lstm" and self.impl == "fast":
-            return fast.lstm_backward_tm(dhs, cache, dhT=dhT, need_dx=need_dx, work=self._work[l])
-        N, H = cache[0][1].shape
-        dhs = np.zeros((N, len(cache), H), self.dtype) if dhs is None else dhs.swapaxes(0, 1)
-        if self.cell == "rnn":
-            dx, dh0, dWx, dWh, db = rnn.rnn_backward(dhs, cache, dhT)
-            dc0 = np.zeros_like(dh0)  # no cell state
+        dtop (T, N, H): dL/d(top output after dropout) at every step, or None (head "last"); dlast (N, H): its
+        gradient at the last step only (head "last"), or None. Returns dx (T, N, D) or None (token ids, or not
+        input_grads), dstate (L, 2, N, H) and {param name: gradient} of every layer's cell.
+        """
+        L, cell = self.num_layers, self.cell
+        if run.whole_stack:  # pipeline.py or wavefront.py: the same equations, the whole stack in one call
+            dtop, dfirst, layer_grads = run.stack_backward(caches, dtop, dlast, masks, input_grads)
         else:
-            dx, dh0, dc0, dWx, dWh, db = textbook.lstm_backward(dhs, cache, dhT)
-        dx = None if dx is None or not need_dx else np.ascontiguousarray(dx.swapaxes(0, 1))
-        return dx, dh0, dc0, dWx, dWh, db
+            dfirst, layer_grads = [None] * L, [None] * L
+            for l in range(L - 1, -1, -1):
+                if masks is not None and dtop is not None:
+                    dtop = dtop * masks[l]  # (D2) dh = dy * m
+                elif masks is not None:
+                    dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
+                dx, dh0, dc0, layer_grads[l] = run.layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
+                dfirst[l], dlast = (dh0, dc0), None
+                dtop = dx  # (S2) layer l's input gradient is the gradient of layer l-1's output
+        dstate = np.zeros((self.num_layers,) + (2,) + dfirst[0][0].shape, self.dtype)
+        grads = {}
+        for l in range(L):
+            dstate[l, 1] = dfirst[l][0]
+            if dfirst[l][1] is not None:  # no cell state: dL/dc0 stays 0
+                dstate[l, 0] = dfirst[l][1]
+            grads.update({f"{cell}.{l}.{k}": g for k, g in layer_grads[l].items()})
+        return dtop, dstate, grads
 
     def _head_chunk(self, target, T, N):
         """The head and the loss on one chunk of steps (start, stop, out (stop - start, N, H)), for head "all":
@@ -372,6 +412,14 @@ class LSTMModel:
     def _batch_first(y_tm):
         return y_tm if y_tm.ndim == 2 else y_tm.transpose(1, 0, 2)
 
+    def _head(self, top):
+        """(H1) y = h W + b on the rows the head reads: h_T (head "last") or every step (head "all").
+        Returns y_tm ((N, O) or (T, N, O)) and h, the (rows, H) array it was computed from."""
+        T, N, H = (None,) + top.shape[1:] if self.head == "last" else top.shape
+        hidden = top[-1] if self.head == "last" else top.reshape(-1, H)
+        y = hidden @ self.params["head.W"] + self.params["head.b"]  # (H1) y = h W + b
+        return (y if self.head == "last" else y.reshape(T, N, -1)), hidden
+
     def forward(self, x, state=None, train=False):
         """Predict. x (N, T, D) or (N, T) ids; state (L, 2, N, H) or None for zeros.
 
@@ -382,9 +430,10 @@ class LSTMModel:
         xt = self._time_major_input(x)
         state = self._check_state(state, xt.shape[1])
         masks = self._draw_masks(*xt.shape[:2]) if train else None
-        piped = self._pipelined(*xt.shape[:2])
-        with self._threads(piped):
-            y, new_state, _, _ = self._forward_tm(xt, state, masks, piped)
+        run = self._engine(xt, masks)
+        with run.context():
+            top, new_state, _ = self._stack_forward(run, xt, state, masks)  # (S1), (D1)
+            y, _ = self._head(top)  # (H1)
         return self._batch_first(y), new_state
 
     def evaluate(self, x, y, state=None):
@@ -393,10 +442,11 @@ class LSTMModel:
         T, N = xt.shape[:2]
         state = self._check_state(state, N)
         target = self._targets(y, T, N)
-        piped = self._pipelined(T, N)
-        with self._threads(piped):
-            y_tm, new_state, _, _ = self._forward_tm(xt, state, None, piped)
-            return self._loss(y_tm, target)[0], new_state
+        run = self._engine(xt, None)
+        with run.context():
+            top, new_state, _ = self._stack_forward(run, xt, state, None)  # (S1)
+            y_tm, _ = self._head(top)  # (H1)
+            return self._loss(y_tm, target)[0], new_state  # (L1) or (L3)
 
     def loss_and_grads(self, x, y, state=None, train=True, masks=None, input_grads=False):
         """Loss and its gradient with respect to every parameter (full BPTT over the T steps of x).
@@ -409,7 +459,8 @@ class LSTMModel:
             train: apply dropout (fresh masks from ``self.rng`` unless ``masks`` is given).
             masks: fixed dropout masks from ``make_masks``, a list of L arrays (N, T, H); used only when
                 train is True (then even if dropout is 0).
-            input_grads: also return {"x": dL/dx (N, T, D) (None for ids), "state": dL/dstate (L, 2, N, H)}.
+            input_grads: also return {"x": dL/dx (N, T, D) (None for ids), "state": dL/dstate (L, 2, N, H)}
+                (its c slot is 0 for a cell without a cell state).
 
         Returns:
             (loss, grads, final_state) -- grads has the keys of ``params`` -- plus the input gradients
@@ -426,56 +477,44 @@ class LSTMModel:
             masks = None
         elif masks is None:
             masks = self._draw_masks(T, N)
-        piped = self._pipelined(T, N)
-        with self._threads(piped):
-            return self._loss_and_grads(xt, target, state, masks, input_grads, piped)
+        run = self._engine(xt, masks)
+        with run.context():
+            return self._loss_and_grads(run, xt, target, state, masks, input_grads)
 
-    def _loss_and_grads(self, xt, target, state, masks, input_grads, piped):
+    def _loss_and_grads(self, run, xt, target, state, masks, input_grads):
         T, N = xt.shape[:2]
-        P, L, H = self.params, self.num_layers, self.hidden_size
+        H, O = self.hidden_size, self.output_size
         grads = {}
-        if piped and self.head == "all":  # head and loss chunk by chunk, on the second thread: _head_chunk
-            parts, new_state, caches, _ = self._forward_tm(xt, state, masks, piped, True, self._head_chunk(target, T, N))
+        if isinstance(run, engines.Pipelined) and self.head == "all":
+            # pipeline.py: the head and the loss chunk by chunk, on the second thread (_head_chunk), as each
+            # chunk of the top layer is done; the chunks' terms add up to (H2), (H3) and the loss
+            parts, new_state, caches = self._stack_forward(run, xt, state, masks, True, self._head_chunk(target, T, N))
             loss = sum(part[0] for part in parts)
             grads["head.W"] = reduce(np.add, [part[1] for part in parts])  # (H2), the chunks' terms added
             grads["head.b"] = reduce(np.add, [part[2] for part in parts])  # (H3)
             dtop, dlast = [part[3] for part in parts], None  # (H4), chunk by chunk
         else:
-            y_tm, new_state, caches, hidden = self._forward_tm(xt, state, masks, piped, backward=True)
-            loss, dy = self._loss(y_tm, target)
-            dy2 = dy.reshape(-1, self.output_size)
+            top, new_state, caches = self._stack_forward(run, xt, state, masks, backward=True)  # (S1), (D1)
+            y_tm, hidden = self._head(top)  # (H1) y = h W + b
+            loss, dy = self._loss(y_tm, target)  # (L1)/(L2) or (L3)/(L4): the loss and dy
+            dy2 = dy.reshape(-1, O)
             grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
             grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
-            dhidden = dy2 @ P["head.W"].T  # (H4) dh = dy W^T
-            # dtop: dL/dh_t of the layer being back-propagated, (T, N, H). Head "last" reads only h_T, so the top
-            # layer gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
+            dhidden = dy2 @ self.params["head.W"].T  # (H4) dh = dy W^T
+            # dtop: dL/dh_t of the top layer's output, (T, N, H). Head "last" reads only h_T, so the top layer
+            # gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
             dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
-        dstate = np.empty((L, 2, N, H), self.dtype)
-        wave = isinstance(caches, wavefront.WavefrontCache)
-        if piped or wave:  # the forward pass ran pipelined (caches per chunk) or as a wavefront: so does the backward
-            if wave:
-                dtop, states, layer_grads = wavefront.stack_backward(caches, dtop, dlast, self._wave_work, input_grads)
-            else:
-                if masks is not None and dlast is not None:
-                    dlast = dlast * masks[L - 1][-1]  # (D2) at the last step, the only one with a gradient
-                dtop, states, layer_grads = pipeline.stack_backward(caches, dtop, dlast, masks, input_grads,
-                                                                    self._chunk_works(T))
-            for l in range(L):
-                dstate[l, 0], dstate[l, 1] = states[l]
-                grads[f"lstm.{l}.Wx"], grads[f"lstm.{l}.Wh"], grads[f"lstm.{l}.b"] = layer_grads[l]
-        else:
-            for l in range(L - 1, -1, -1):
-                if masks is not None and dtop is not None:
-                    dtop = dtop * masks[l]  # (D2) dh = dy * m
-                elif masks is not None:
-                    dlast = dlast * masks[l][-1]  # (D2) at the last step, the only one with a gradient
-                dx, dh0, dc0, dWx, dWh, db = self._layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
-                dlast = None
-                grads[f"{self.cell}.{l}.Wx"], grads[f"{self.cell}.{l}.Wh"], grads[f"{self.cell}.{l}.b"] = dWx, dWh, db
-                dstate[l, 0], dstate[l, 1] = dc0, dh0
-                dtop = dx  # (S2) layer l's input gradient is layer l-1's dhs
-        grads = {k: grads[k] for k in P}  # same order as params
+        dx, dstate, layer_grads = self._stack_backward(run, caches, dtop, dlast, masks, input_grads)  # (D2), (S2)
+        grads.update(layer_grads)
+        grads = {k: grads[k] for k in self.params}  # same order as params
         if input_grads:
-            dxin = None if dtop is None else dtop.transpose(1, 0, 2).copy()  # not the workspace's buffer
+            dxin = None if dx is None else dx.transpose(1, 0, 2).copy()  # not the workspace's buffer
             return loss, grads, new_state, {"x": dxin, "state": dstate}
         return loss, grads, new_state
+
+
+class _PerThread(threading.local):
+    """``scratch``: the calling thread's ``engines.Scratch`` (``threading.local`` runs __init__ once per thread)."""
+
+    def __init__(self, num_layers):
+        self.scratch = engines.Scratch(num_layers)

@@ -77,17 +77,18 @@ def test_every_cell_matches_central_differences(name):
 
 @pytest.mark.parametrize("name", ["gru", "peephole", "cifg", "fgr"])
 def test_gradients_other_sizes_and_no_final_state_gradient(name):
-    for N, T, D, H, fsg in ((1, 1, 1, 1, True), (3, 5, 2, 4, False)):
+    for N, T, D, H, fsg in ((1, 1, 1, 1, True), (3, 4, 2, 4, False)):
         for r in check_cell(name, N=N, T=T, D=D, H=H, seed=N + T, final_state_grads=fsg):
             assert r.max_rel < LAYER_TOL, (name, N, T, D, H, r.name, r.max_rel)
 
 
 def test_rows_of_fused_gate_arrays_report_each_block():
-    rows = {r.name: r for r in check_cell("gru")}
+    gru_rows = check_cell("gru", T=2)
+    rows = {r.name: r for r in gru_rows}
     assert len(rows["Wx"].gates) == 3 and rows["Wx"].gate_names == "rzn" and rows["x"].gates is None
-    rows = {r.name: r for r in check_cell("fgr")}
+    rows = {r.name: r for r in check_cell("fgr", T=2)}
     assert len(rows["Wh"].gates) == 4 and rows["R"].gates is None and rows["p"].gates is None
-    report = format_report(check_cell("gru"), LAYER_TOL)
+    report = format_report(gru_rows, LAYER_TOL)
     assert "max rel r" in report and "max rel n" in report and "max rel g" not in report
 
 
@@ -410,8 +411,9 @@ def test_check_cell_fails_on_a_broken_cell():
         return peephole.peephole_step_backward(dh_t, dc_next, tuple(sc))
 
     rows = {r.name: r for r in check_cell(peephole_cell("broken", peephole.peephole_step_forward, broken_backward))}
-    assert rows["c0"].max_rel > 1e-3 and rows["p"].max_rel > 1e-3 and rows["Wx"].max_rel > 1e-3
-    assert rows["x"].max_rel > 1e-3
+    assert set(rows) == {"x", "h0", "c0", "Wx", "Wh", "b", "p"}
+    for r in rows.values():  # chapter 12.3 quotes this range
+        assert 0.2 < r.max_rel <= 1, (r.name, r.max_rel)
 
 
 def test_check_cell_refuses_a_missing_gradient():

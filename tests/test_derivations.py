@@ -5,19 +5,21 @@
   The label rules cover the project's own files only: the files of ``numpylstm/`` and ``derivations/`` that
   git tracks (committed or ``git add``-ed; all files when git or the repository is unavailable, e.g. in an
   unpacked archive). A module of your own with its own labels, say ``(P9)`` for a cell you are trying, does
-  not break ``pytest`` while it is untracked; to bring it under the rules, define each label with ``\tag{P9}``
+  not break ``pytest`` while it is untracked; to bring it under the rules, define each label with ``\\tag{P9}``
   in a chapter of derivations/, add it to ``AGREED`` below, and ``git add`` both (derivations/README.md).
 * The public layer functions name the files that derive them.
 * The worked example of derivations/09_worked_example.md: its tables are parsed from the Markdown and every
   printed number is checked against numpylstm and against an independent scalar computation (math only).
 * Quoted code: every inline code span of the derivations that quotes a line of numpylstm (a NumPy call, an
-  ``out=`` argument, a matrix product ``@`` or an assignment) occurs verbatim, up to whitespace, in numpylstm/*.py, and the
-  line-by-line tables list their lines in the order the code runs them.
+  ``out=`` argument, a matrix product ``@`` or an assignment) occurs verbatim, up to whitespace, in the package's
+  tracked Python files (``numpylstm/cells/`` included), and the line-by-line tables list their lines in the
+  order the code runs them.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import math
 import re
@@ -119,7 +121,8 @@ def test_no_label_defined_twice():
 
 
 def test_every_label_cited_in_code_is_defined():
-    missing = {label: where for label, where in cited_labels().items() if label not in defined_labels()}
+    defined = defined_labels()
+    missing = {label: where for label, where in cited_labels().items() if label not in defined}
     assert not missing, "labels cited in numpylstm/ but not defined in derivations/: " + "; ".join(
         f"{label} at {', '.join(where)}" for label, where in sorted(missing.items(), key=lambda kv: _label_key(kv[0]))
     )
@@ -325,10 +328,14 @@ def code_tables(text: str):
     return tables
 
 
+@functools.lru_cache(maxsize=None)
 def functions_code(path: Path) -> dict[str, str]:
-    """name -> executable code (whitespace removed) of every top-level function of a module."""
+    """name -> executable code (whitespace removed) of every top-level function of a module (read once per
+    test session: ast.get_source_segment is slow on a long file)."""
     source = path.read_text(encoding="utf-8")
-    return {node.name: code_text(ast.get_source_segment(source, node))
+    lines = source.splitlines(keepends=True)
+    segment = lambda node: "".join(lines[node.lineno - 1:node.end_lineno])  # noqa: E731 (whole lines)
+    return {node.name: code_text(segment(node))
             for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
 
 
@@ -345,14 +352,15 @@ def table_order_problems(name: str, text: str) -> list[str]:
     """Rows of each code table that are not found, in order, in the table's module (in the function the
     header names, when it names one)."""
     modules = TABLE_MODULE.get(name, "fast.py")
+    modules = modules if isinstance(modules, tuple) else (modules,)
+    tables = code_tables(text)
+    all_funcs = {m: functions_code(PKG / m) for m in modules} if tables else {}
     bad = []
-    for header, rows in code_tables(text):
-        module = modules
-        if isinstance(modules, tuple):  # the module that defines the function the header names
-            module = next((m for m in modules for f in SPAN_RE.findall(header) if f in functions_code(PKG / m)),
-                          modules[0])
+    for header, rows in tables:
+        # the module that defines the function the header names (the chapter's first module otherwise)
+        module = next((m for m in modules for f in SPAN_RE.findall(header) if f in all_funcs[m]), modules[0])
         src = code_text((PKG / module).read_text(encoding="utf-8"))
-        funcs = functions_code(PKG / module)
+        funcs = all_funcs[module]
         named = [f for f in SPAN_RE.findall(header) if f in funcs]
         where, code = (f"{module} {named[0]}()", funcs[named[0]]) if named else (module, src)
         pos = 0

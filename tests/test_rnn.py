@@ -131,7 +131,7 @@ def test_rnn_model_state_and_checkpoint_config(tmp_path, rng):
     assert again.cell == "rnn"
     np.testing.assert_array_equal(again.forward(x)[0], y)
     with pytest.raises(ValueError, match="cell"):
-        LSTMModel(2, 3, 1, cell="gru")
+        LSTMModel(2, 3, 1, cell="gru2")
 
 
 def test_rnn_matches_pytorch_to_1e10(rng):

@@ -74,7 +74,7 @@ def test_adding_both_cells_plot_refuse_to_overwrite_and_resume(tmp_path):
 
 
 def test_adding_rejects_bad_flags(tmp_path):
-    for argv, word in ((["--timesteps", "1"], "--timesteps"), (["--cell", "gru"], "--cell"),
+    for argv, word in ((["--timesteps", "1"], "--timesteps"), (["--cell", "grue"], "--cell"),
                        (["--minutes", "0"], "--minutes")):
         status, _, err = run(["adding", *argv, "--out", str(tmp_path)])
         assert status == 2 and word in err and err.count("\n") == 1

@@ -25,6 +25,7 @@ import numpy as np
 from .. import _checks as chk
 from ..checkpoint import check_replaceable, read_checkpoint
 from ..model import CELLS, LSTMModel
+from .sine import cell_title
 from ..optim import Adam
 from ..train import Progress, Trainer, constant_lr, format_seconds, run_for_cli
 
@@ -133,15 +134,17 @@ def plot_adding(out) -> Path | None:
     if not runs:
         return None
     fig, ax = _figure(8.0, 5.0)
+    others = iter(["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000",
+                   "#c49c94"])  # one for each of the other cells, none the target line's green
     colours = {"lstm": "#1f77b4", "rnn": "#d62728"}
-    names = {"lstm": "LSTM", "rnn": "tanh RNN"}
     for cell, path in runs:
+        colours.setdefault(cell, next(others))
         s, hist = _history(path)
         if not hist:
             continue
         secs = [h[1] for h in hist]
         ax.plot(secs, [h[2] for h in hist], "-", color=colours[cell],
-                label=f"{names[cell]}, H = {s.lstm_size}, T = {s.timesteps}: {hist[-1][2]:.2g} after "
+                label=f"{cell_title(cell)}, H = {s.lstm_size}, T = {s.timesteps}: {hist[-1][2]:.2g} after "
                       f"{hist[-1][0]} steps")
     ax.axhline(BASELINE, color="#555555", linestyle="--", linewidth=1, label="baseline: always predict 1 (1/6)")
     ax.axhline(0.01, color="#2ca02c", linestyle=":", linewidth=1, label="target 0.01")
@@ -189,8 +192,7 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
     trainer = Trainer(model, opt, batches, STEPS_CAP, schedule=constant_lr(s.lr), clip_norm=s.clip,
                       eval_fn=test_mse, eval_every=s.eval_every, checkpoint_path=ckpt, checkpoint_every=0,
                       user={"demo": "adding", "settings": asdict(s)}, progress=progress)
-    names = {"lstm": "LSTM", "rnn": "tanh RNN"}
-    say(f"adding problem (Le, Jaitly & Hinton 2015 variant): T = {s.timesteps}, {names[s.cell]}, H = "
+    say(f"adding problem (Le, Jaitly & Hinton 2015 variant): T = {s.timesteps}, {cell_title(s.cell)}, H = "
         f"{s.lstm_size}, {model.num_params():,} parameters, {s.dtype}")
     say(f"  Adam lr {s.lr:g}, clip {s.clip:g}, batch {s.batch_size} fresh sequences per step, {s.minutes:g} "
         f"minutes; test set {TEST_SIZE} fresh sequences; baseline (always predict 1) MSE "

@@ -219,6 +219,9 @@ def run_cells(checkpoint, text_path, *, out=None, length=2000, offset=0, per_pro
     stream = sys.stdout if stream is None else stream
     s, user = settings_from_checkpoint(checkpoint)
     model, ck = model_from_checkpoint(checkpoint)
+    if model.cell != "lstm":  # cell_states reads textbook.py's LSTM caches
+        raise ValueError(f"{checkpoint} holds a chars model of cell {model.cell!r}; this page shows the cell states "
+                         "of the standard LSTM (cell 'lstm') only")
     vocab = Vocab.from_array(ck.extra["vocab"])
     page = Path(out) if out is not None else Path(checkpoint).parent / "cells.html"
     if page.exists() and not overwrite:

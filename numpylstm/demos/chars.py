@@ -22,9 +22,10 @@ from pathlib import Path
 
 from .. import _checks as chk
 from ..checkpoint import model_from_checkpoint, read_checkpoint
-from ..model import LSTMModel
+from ..model import CELLS, LSTMModel
 from ..optim import Adam
 from .baselines import baselines, format_baselines
+from .sine import cell_title
 from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
 from ..train import (Progress, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
@@ -66,8 +67,10 @@ class CharSettings:
     val_fraction: float = 0.1
     seed: int = 0
     dtype: str = "float32"
+    cell: str = "lstm"  # the layers' cell, one of numpylstm.cells.NAMES (checkpoints made before hold none: lstm)
 
     def check(self) -> "CharSettings":
+        chk.choice("cell", self.cell, CELLS)
         for name in ("lstm_size", "lstm_layers", "n_seqs", "n_steps"):
             chk.positive_int(name, getattr(self, name))
         if not 0.0 < self.keep_prob <= 1.0:
@@ -242,7 +245,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
                              f"--epochs {s.epochs}: give a larger budget (--epochs or --minutes)")
 
     model = LSTMModel(len(vocab), s.lstm_size, len(vocab), num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob,
-                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype, impl=impl)
+                      head="all", loss="softmax_ce", seed=s.seed, dtype=s.dtype, impl=impl, cell=s.cell)
     opt = Adam(model.params, lr=s.lr)
     if s.epochs is not None:
         total, clock = s.epochs * K, None
@@ -269,7 +272,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         clock.record = trainer.user  # checkpoints store the training seconds spent, for --resume
     say(f"chars demo: {where}: {len(text):,} characters, {len(vocab)} distinct; train {len(train_ids):,}, "
         f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
-    say(f"  {s.lstm_layers} x {s.lstm_size} LSTM, {model.num_params():,} parameters, {s.dtype}; batches "
+    say(f"  {s.lstm_layers} x {s.lstm_size} {cell_title(s.cell)}, {model.num_params():,} parameters, {s.dtype}; batches "
         f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches"
         + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"

@@ -1,15 +1,13 @@
 """``explain_shapes``: walk one batch through an ``LSTMModel`` layer by layer and report every shape.
 
-It uses the public single-layer ``lstm_forward`` with the model's own weights, so what it prints is exactly
-what ``LSTMModel.forward`` computes (the function checks that the two agree), in the TF-1 tutorial's words:
+It runs the model's cell (``model.cell_type.forward``, for the LSTM textbook.py's ``lstm_forward``) layer by
+layer with the model's own weights, so what it prints is what ``LSTMModel.forward`` computes (the function checks that the two agree), in the TF-1 tutorial's words:
 ``outputs``, ``outputs[:, -1, :]``, ``final_state``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from ..fast import lstm_forward
 
 __all__ = ["explain_shapes"]
 
@@ -20,11 +18,13 @@ def explain_shapes(model, x) -> list[str]:
     N, T, D = x.shape
     L, H, P = model.num_layers, model.hidden_size, model.params
     rows = [("x", x.shape, "(batch_size N, timesteps T, features D)")]
+    cell = model.cell_type
+    keys = list(cell.param_shapes(D, H))
     inp, states = x, []
     for l in range(L):
-        hs, (hT, cT), _ = lstm_forward(inp, None, None, P[f"lstm.{l}.Wx"], P[f"lstm.{l}.Wh"], P[f"lstm.{l}.b"])
+        hs, (hT, cT), _ = cell.forward(inp, None, None, {k: P[f"{model.cell}.{l}.{k}"] for k in keys})
         rows.append((f"layer {l} outputs", hs.shape, "(N, T, lstm_size H): h at every timestep"))
-        states.append((cT, hT))
+        states.append((np.zeros_like(hT) if cT is None else cT, hT))  # no cell state (rnn, gru): c slot 0
         inp = hs
     final_state = np.array([[c, h] for c, h in states])
     if model.head == "last":
@@ -34,7 +34,8 @@ def explain_shapes(model, x) -> list[str]:
         last = inp.reshape(N * T, H)
         rows.append(("outputs (flattened)", last.shape, "(N*T, H): the top layer's h at every step"))
     rows.append(("final_state", final_state.shape,
-                 "(lstm_layers, 2, N, H): final_state[l, 0] = c, final_state[l, 1] = h of layer l"))
+                 "(lstm_layers, 2, N, H): final_state[l, 0] = c, final_state[l, 1] = h of layer l"
+                 + ("" if cell.has_cell_state else f" (a {model.cell} has no c: 0)")))
     y = last @ P["head.W"] + P["head.b"]
     rows.append(("head output", y.shape, "(N, output_size): y = h W + b"))
     y_ref, state_ref = model.forward(x)

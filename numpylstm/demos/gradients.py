@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import model_from_checkpoint
-from ..model import CELLS, LSTMModel
+from ..model import LSTMModel
 from ..optim import Adam
 from ..rnn import rnn_forward, rnn_step_backward
 from ..textbook import lstm_forward, lstm_step_backward
 from ..train import Progress, Trainer, constant_lr, run_for_cli
 from .adding import BASELINE, TEST_SIZE, AddingSettings, adding_batch, settings_from_checkpoint
+
+CELLS = ("lstm", "rnn")  # the two cells this picture compares (gradient_norms walks their step functions)
 
 __all__ = ["gradient_norms", "run_gradients"]
 

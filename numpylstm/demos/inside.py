@@ -50,6 +50,9 @@ def _model(checkpoint, out, overwrite, quiet, stream):
     if checkpoint is not None:
         s = settings_from_checkpoint(checkpoint)
         model, ck = model_from_checkpoint(checkpoint)
+        if model.cell != "lstm":  # layer_activations walks textbook.py's LSTM
+            raise ValueError(f"{checkpoint} holds a sine model of cell {model.cell!r}; this picture draws the gates "
+                             "of the standard LSTM (cell 'lstm') only")
         return model, s, f"{checkpoint} (step {ck.step})"
     s = SineSettings()
     ckpt = Path(out) / "inside.npz"

@@ -17,7 +17,7 @@ from .. import _checks as chk
 from ..checkpoint import read_checkpoint, unused_path
 from .data import BatchSampler, sine_data
 from .explain import explain_shapes
-from ..model import LSTMModel
+from ..model import CELLS, LSTMModel
 from ..optim import Adam
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
@@ -50,8 +50,10 @@ class SineSettings:
     training_examples: int = 10000
     testing_examples: int = 1000
     sample_gap: float = 0.01
+    cell: str = "lstm"  # the layers' cell, one of numpylstm.cells.NAMES (checkpoints made before hold none: lstm)
 
     def check(self) -> "SineSettings":
+        chk.choice("cell", self.cell, CELLS)
         for name in ("timesteps", "lstm_size", "lstm_layers", "batch_size", "steps", "training_examples",
                      "testing_examples"):
             chk.positive_int(name, getattr(self, name))
@@ -89,6 +91,13 @@ class SineSettings:
                                   + rows * cache_per_row)
 
 
+def cell_title(cell) -> str:
+    """How the demos name a cell in their first line: "LSTM", "GRU", "peephole LSTM", "NFG (peephole LSTM
+    variant)"."""
+    titles = {"lstm": "LSTM", "rnn": "tanh RNN", "gru": "GRU", "peephole": "peephole LSTM"}
+    return titles.get(cell, f"{cell.upper()} (peephole LSTM variant)")
+
+
 def rmse(pred, target) -> float:
     diff = np.asarray(pred, dtype=np.float64) - np.asarray(target, dtype=np.float64)
     return float(np.sqrt(np.mean(diff * diff)))
@@ -104,7 +113,7 @@ def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every
     s.check()
     data = sine_data(s.training_examples, s.testing_examples, s.sample_gap, s.timesteps, dtype=s.dtype)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="last",
-                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
+                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl, cell=s.cell)
     opt = Adam(model.params, lr=s.lr, betas=(0.9, s.beta2))
 
     def test_rmse(m):
@@ -178,7 +187,7 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl)
 
-    say(f"sine demo: {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
+    say(f"sine demo: {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
         f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
         + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "

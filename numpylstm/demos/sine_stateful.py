@@ -24,7 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
-from .sine import SineSettings, default_checkpoint, finish_run, report_stop, rmse
+from .sine import SineSettings, cell_title, default_checkpoint, finish_run, report_stop, rmse
 from .text import Windows
 from ..train import (Progress, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
@@ -51,7 +51,7 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
     windows = Windows(train_seq.astype(s.dtype), s.batch_size, s.timesteps, name="the training curve")
     K = len(windows)
     model = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers, dropout=1.0 - s.keep_prob, head="all",
-                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl)
+                      loss="mse", seed=s.seed, dtype=s.dtype, impl=impl, cell=s.cell)
     opt = Adam(model.params, lr=s.lr, betas=(0.9, s.beta2))
 
     def batch(step):
@@ -83,7 +83,7 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
                                                          impl=impl)
-    say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer LSTM, lstm_size {s.lstm_size}, "
+    say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, "
         f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")

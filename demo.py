@@ -17,6 +17,17 @@ from __future__ import annotations
 import os
 import sys
 
+if __name__ == "__main__":  # Ctrl-C while NumPy and the demos are still being imported: one line, exit 130
+    import _signal  # the C module: ``signal`` itself imports enum, which takes a while (importing numpylstm
+    # imports NumPy, which takes longer)
+
+    def _interrupted_while_importing(signum, frame):
+        os.write(2, b"demo.py: interrupted\n")
+        os._exit(130)
+
+    if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
+        _signal.signal(_signal.SIGINT, _interrupted_while_importing)  # run_cli puts Python's own handler back
+
 # The sine demos' matrices are tiny ((64, 20) @ (20, 80)): a BLAS thread pool costs more than it saves, and on
 # a shared machine its spinning threads slow everything down, so every command runs BLAS on one thread except
 # `chars`, whose hoisted products are big enough to gain from all cores (45-second runs on an idle 2-core
@@ -37,8 +48,8 @@ from numpylstm.demos.chars import ANNA_HELP, CharSettings, run_chars, run_sample
 from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
+from numpylstm._cli import run_cli  # noqa: E402
 from numpylstm.model import CELLS  # noqa: E402
-from numpylstm.train import pipe_safe_stdout  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -123,9 +134,37 @@ def add_overwrite_flag(g, what):
 
 
 def _existing_file(text):
-    if not Path(text).is_file():
+    """A file to read: a missing one and a folder are told apart (``/dev/null``, a pipe ... are read and then
+    judged by their content)."""
+    if text == "":
+        raise argparse.ArgumentTypeError("expected a file name, got ''")
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; expected a file")
+    if not os.path.exists(text):
         raise argparse.ArgumentTypeError(f"no such file: {text}")
     return text
+
+
+def _path(text):
+    """A file or folder to write: not empty (an empty --out would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a file or folder name, got {text!r}")
+    return text
+
+
+def check_stop_at(parser, args, total):
+    """--stop-at must lie ahead of the checkpoint being continued (else the run would silently do nothing)."""
+    if args.stop_at is None or not args.resume:
+        return
+    from numpylstm.checkpoint import read_checkpoint
+
+    try:
+        at = read_checkpoint(args.resume).step
+    except (OSError, ValueError):
+        return  # reported by the settings check
+    if args.stop_at <= at:
+        parser.error(f"--stop-at {args.stop_at}: --resume {args.resume} is already at step {at}; give a later "
+                     f"step (up to --steps {total}), or leave --stop-at out to finish the run")
 
 
 # --------------------------------------------------------------------------- sine
@@ -183,8 +222,10 @@ def add_sine_flags(p):
                    help=f"floating-point precision of the whole computation (default {d.dtype})")
     _add_impl_flag(g)
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="runs/sine", metavar="DIR",
-                   help="folder for the PNG plots (default runs/sine)")
+    g.add_argument("--out", type=_path, default="runs/sine", metavar="DIR",
+                   help="folder for the PNG plots and, without --checkpoint, the trained model DIR/checkpoint.npz "
+                        "(default runs/sine). Plots numpylstm drew there before are redrawn; any other file "
+                        "is never replaced")
     g.add_argument("--no-plot", action="store_true", help="do not draw plots (no matplotlib needed)")
     g.add_argument("--explain", action="store_true",
                    help="before training, print the shape of every tensor for one batch (x, each layer's "
@@ -196,12 +237,12 @@ def add_sine_flags(p):
                    help="after training, forecast K steps free-running from every test window (the model's own "
                         "predictions fed back); print the error 1, 10, 100 and K steps ahead; draw DIR/rollout.png")
     g = p.add_argument_group("checkpoints")
-    g.add_argument("--checkpoint", metavar="FILE",
+    g.add_argument("--checkpoint", type=_path, metavar="FILE",
                    help="save the training state to FILE (.npz) every --checkpoint-every steps and at the end; "
-                        "Ctrl-C, SIGTERM, SIGHUP and --stop-at save it too (without this flag, those save to "
-                        "DIR/checkpoint.npz, or checkpoint-2.npz ... if that exists). An existing FILE is "
+                        "Ctrl-C, SIGTERM, SIGHUP and --stop-at save it too (without this flag, the trained model "
+                        "goes to DIR/checkpoint.npz, or checkpoint-2.npz ... if that exists). An existing FILE is "
                         "replaced only with --resume FILE or --overwrite. With --resume, FILE defaults to the "
-                        "--resume file")
+                        "--resume file (a symbolic link stays a link: the file it points to is updated)")
     g.add_argument("--checkpoint-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between checkpoints (default 500)")
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
@@ -211,7 +252,10 @@ def add_sine_flags(p):
     g.add_argument("--stop-at", type=_int(1), metavar="STEP",
                    help="train only up to this step (then evaluate, plot, save to --checkpoint or to "
                         "DIR/checkpoint.npz, and say where); resume later with --resume")
-    add_overwrite_flag(g, "--checkpoint FILE")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace --checkpoint FILE when it already holds another run's checkpoint, and PNGs in "
+                        "DIR at the plots' names that numpylstm did not draw (a file of another kind -- notes, "
+                        "someone else's .npz -- is never replaced)")
     g = p.add_argument_group("Anna format")
     g.add_argument("--stateful", action="store_true",
                    help="train like the char-RNN instead: the training curve cut into (--batch-size, "
@@ -243,6 +287,7 @@ def run_sine_command(args, parser):
         parser.error(str(exc))
     if args.stop_at is not None and args.stop_at > settings.steps:
         parser.error(f"--stop-at {args.stop_at} is beyond --steps {settings.steps}")
+    check_stop_at(parser, args, settings.steps)
     if args.resume and not args.checkpoint:
         args.checkpoint = args.resume  # otherwise the continued run would save nothing
     if args.checkpoint and not args.explain_only:
@@ -254,7 +299,8 @@ def run_sine_command(args, parser):
         try:
             return run_sine_stateful(settings, out=out, plot=not args.no_plot, checkpoint=args.checkpoint,
                                      checkpoint_every=args.checkpoint_every, resume=args.resume,
-                                     stop_at=args.stop_at, quiet=args.quiet, impl=args.impl)
+                                     stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
+                                     overwrite=args.overwrite)
         except ValueError as exc:
             parser.error(str(exc))
     if not args.explain_only:
@@ -263,7 +309,7 @@ def run_sine_command(args, parser):
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                        explain_only=args.explain_only, rollout=args.rollout)
+                        explain_only=args.explain_only, overwrite=args.overwrite, rollout=args.rollout)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -309,15 +355,18 @@ def add_chars_flags(p):
     g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between validation losses (default 500)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", metavar="DIR",
+    g.add_argument("--out", type=_path, metavar="DIR",
                    help="folder for the checkpoint DIR/chars.npz and the plot DIR/loss.png (default runs/chars; "
                         "with --resume, the folder of the --resume file)")
     g.add_argument("--checkpoint-every", type=_int(1), default=1000, metavar="STEPS",
                    help="steps between checkpoints, besides the one at the end and on Ctrl-C (default 1000)")
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
-                   help="continue the run saved in FILE (its settings; --minutes/--epochs may set a new total "
-                        "budget); give the same --text. Without --out it saves into FILE's folder")
-    add_overwrite_flag(g, "DIR/chars.npz")
+                   help="continue the run saved in FILE (its settings and its text, read again from where it was; "
+                        "--minutes/--epochs may set a new total budget; --text only if the text moved). Without "
+                        "--out it saves into FILE's folder")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace DIR/chars.npz when it already holds another run's checkpoint, and a DIR/loss.png "
+                        "numpylstm did not draw (a file of another kind is never replaced)")
     g.add_argument("--no-plot", action="store_true", help="do not draw the loss plot (no matplotlib needed)")
     g.add_argument("--sample-length", type=_int(0), default=500, metavar="CHARS",
                    help="length of the sample printed at the end (default 500; 0: none)")
@@ -351,7 +400,8 @@ def run_chars_command(args, parser):
         settings.check()
         return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
-                         sample_length=args.sample_length, quiet=args.quiet, impl=args.impl)
+                         sample_length=args.sample_length, quiet=args.quiet, impl=args.impl,
+                         overwrite=args.overwrite)
     except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -389,7 +439,7 @@ def add_inside_flags(p):
                         "training the default model")
     p.add_argument("--window", type=_int(0), default=500, metavar="K",
                    help="which test window to show, 0..999 (default 500: near a trough of the curve)")
-    p.add_argument("--out", default="runs/sine", metavar="DIR", help="folder for inside.png (default runs/sine)")
+    p.add_argument("--out", type=_path, default="runs/sine", metavar="DIR", help="folder for inside.png (default runs/sine)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DIR/inside.png (and DIR/inside.npz)")
     p.add_argument("--rollout", type=_int(1), metavar="K",
                    help="also forecast K steps free-running (the model's own predictions fed back) from every test "
@@ -437,7 +487,7 @@ def add_adding_flags(p):
                    help=f"steps between test-set evaluations (default {d.eval_every})")
     g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="runs/adding", metavar="DIR",
+    g.add_argument("--out", type=_path, default="runs/adding", metavar="DIR",
                    help="folder for the checkpoint DIR/<cell>.npz and the plot DIR/adding.png (default runs/adding)")
     g.add_argument("--resume", type=_existing_file, metavar="FILE",
                    help="continue the run saved in FILE (e.g. after Ctrl-C) with its settings, up to --minutes "
@@ -492,11 +542,11 @@ def add_gradients_flags(p):
     g = p.add_argument_group("measurement and output")
     g.add_argument("--batch", type=_int(1), default=256, metavar="N",
                    help="sequences the gradient norms are averaged over (default 256)")
-    g.add_argument("--from", dest="source", default="runs/adding", metavar="DIR",
+    g.add_argument("--from", dest="source", type=_path, default="runs/adding", metavar="DIR",
                    help="take trained weights from DIR/<cell>.npz of 'demo.py adding' (default runs/adding)")
     g.add_argument("--train-steps", type=_int(1), default=1000, metavar="STEPS",
                    help="training steps for a cell without a checkpoint in --from (default 1000)")
-    g.add_argument("--out", default="runs/gradients", metavar="DIR",
+    g.add_argument("--out", type=_path, default="runs/gradients", metavar="DIR",
                    help="folder for flow.png (default runs/gradients)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing DIR/flow.png")
     g.add_argument("--no-plot", action="store_true", help="print the ratios only")
@@ -532,7 +582,7 @@ def add_cells_flags(p):
                         "(default 0)")
     p.add_argument("--top", type=_int(1), default=3, metavar="K",
                    help="list the K most correlated cells for each property (default 3)")
-    p.add_argument("--out", metavar="FILE",
+    p.add_argument("--out", type=_path, metavar="FILE",
                    help="where to write the page (default cells.html next to the checkpoint)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing page")
 
@@ -542,6 +592,9 @@ def run_cells_command(args, parser):
 
     if args.out:
         _check_writable(parser, "--out", args.out)
+    else:
+        _check_writable(parser, "the page (cells.html next to --checkpoint; choose another place with --out)",
+                        Path(args.checkpoint).parent / "cells.html")
     try:
         return run_cells(args.checkpoint, args.text, out=args.out, length=args.length, offset=args.offset,
                          per_property=args.top, overwrite=args.overwrite)
@@ -583,24 +636,25 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    # For every command: a reader that goes away (| head) stops the printing, not the work; Ctrl-C outside
-    # a training loop (which handles it itself: finish the step, save) is one line, not a traceback.
-    with pipe_safe_stdout():
-        argv = list(sys.argv[1:] if argv is None else argv)
-        parser, subparsers = build_parser()
-        if argv[:1] in (["-h"], ["--help"]):
-            print(parser.format_help())
-            print(subparsers[DEFAULT_COMMAND].format_help(), end="")
-            return 0
-        if not argv or argv[0] not in COMMANDS:
-            argv.insert(0, DEFAULT_COMMAND)
-        args = parser.parse_args(argv)
-        try:
-            return args.run(args, subparsers[args.command])
-        except KeyboardInterrupt:
-            sys.stdout.write("\n")
-            print(f"demo.py {args.command}: interrupted", file=sys.stderr, flush=True)
-            return 130
+    """Every command runs by the rules of ``numpylstm._cli.run_cli``: a reader that goes away (``| head``, a
+    closed terminal) stops the printing, not the work; output that cannot be written (``> /dev/full``) is one
+    line and exit status 1; Ctrl-C outside a training loop (which handles it itself: finish the step, save) is
+    one line, not a traceback; and every file follows ``numpylstm._files``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv[:1] and argv[0] in COMMANDS else DEFAULT_COMMAND
+    return run_cli(lambda: _main(argv), f"demo.py {command}")
+
+
+def _main(argv) -> int:
+    parser, subparsers = build_parser()
+    if argv[:1] in (["-h"], ["--help"]):
+        print(parser.format_help())
+        print(subparsers[DEFAULT_COMMAND].format_help(), end="")
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        argv.insert(0, DEFAULT_COMMAND)
+    args = parser.parse_args(argv)
+    return args.run(args, subparsers[args.command])
 
 
 if __name__ == "__main__":

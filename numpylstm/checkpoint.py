@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ._files import atomic_write, real_target
 
 __all__ = ["FORMAT_VERSION", "ARCHITECTURE_KEYS", "Checkpoint", "save_checkpoint", "read_checkpoint",
            "load_checkpoint", "model_from_checkpoint", "is_checkpoint", "check_replaceable", "unused_path"]
@@ -81,9 +82,9 @@ def save_checkpoint(path, model, optimizer=None, *, step=0, user=None, extra=Non
         user: a JSON-serialisable dict (run settings, history, ...), stored in ``meta["user"]``.
         extra: dict name -> array stored as ``extra/<name>`` (must not be of dtype object).
 
-    Returns the path written.
+    Returns the path written (for a symbolic link: the file it points to, which is what gets updated).
     """
-    path = Path(path)
+    path = real_target(path)
     if path.exists() and not is_checkpoint(path):
         raise ValueError(f"cannot save to {path}: it exists and is not a numpylstm checkpoint, so it is never "
                          f"replaced; choose another file name")
@@ -107,61 +108,22 @@ def save_checkpoint(path, model, optimizer=None, *, step=0, user=None, extra=Non
         if a.dtype.hasobject:
             raise ValueError(f"cannot save {path}: extra[{name!r}] has dtype object, which needs pickle")
         arrays[f"extra/{name}"] = a
-    _atomic_savez(path, arrays)
-    return path
+    return _atomic_savez(path, arrays)
 
 
-def _new_file_mode(path: Path) -> int:
-    """The mode the file should have: the replaced file's, or 0666 minus the umask (what open() would give)."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        pass
-    umask = os.umask(0o022)  # the only portable way to read the umask is to set it (and put it back)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _atomic_savez(path: Path, arrays: dict) -> None:
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            try:
-                os.fchmod(f.fileno(), _new_file_mode(path))
-            except (OSError, AttributeError):  # no fchmod (Windows) or not allowed: keep mkstemp's mode
-                pass
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    for stale in folder.glob(f".{path.name}.*.tmp"):  # left by a save that was killed before its rename
-        try:
-            stale.unlink()
-        except OSError:
-            pass
-    try:  # make the rename itself durable; not possible on every platform
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+def _atomic_savez(path: Path, arrays: dict) -> Path:
+    """The rule of every file numpylstm writes (``_files.atomic_write``): a temporary file beside ``path``,
+    fsynced, renamed over it; a symbolic link is followed (its target is updated, the link stays)."""
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def read_checkpoint(path) -> Checkpoint:
     """Read and verify a checkpoint file on its own (no model needed). See the module docstring."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a numpylstm checkpoint file")
 
     def bad(problem):
         return ValueError(f"{path} is not a usable numpylstm checkpoint: {problem}")
@@ -362,6 +324,31 @@ def _restore(ck: Checkpoint, model, optimizer) -> Checkpoint:
     return ck
 
 
+def _check_model_memory(path, cfg) -> None:
+    """A one-line ValueError, before anything is allocated, when the model a checkpoint describes would not fit
+    in memory (a damaged or hand-edited ``model_config``: hidden_size 10^6 would need terabytes). A rough upper
+    estimate: every layer with 4 gate blocks plus room for cell variants' extras, the weights, their gradients and
+    the layer's buffers (about 4 copies)."""
+    from .train import MAX_MEMORY
+
+    sizes = {}
+    for key in ("input_size", "hidden_size", "output_size", "num_layers"):
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            return  # LSTMModel says what is wrong with it
+        sizes[key] = v
+    D, H, O, L = sizes["input_size"], sizes["hidden_size"], sizes["output_size"], sizes["num_layers"]
+    params = 4 * H * (D + H + 1) + (L - 1) * 4 * H * (2 * H + 1) + 3 * H * L + H * O + O
+    if cfg.get("cell") == "fgr":
+        params += L * 9 * H * H
+    nbytes = 4.0 * 8 * params
+    if nbytes > MAX_MEMORY:
+        raise ValueError(f"checkpoint {path} describes a model too big for this machine ({params:,} parameters: "
+                         f"input_size {D}, hidden_size {H}, output_size {O}, num_layers {L}; about "
+                         f"{nbytes / 1e9:.0f} GB, the limit is {MAX_MEMORY / 1e9:.0f} GB): a damaged or foreign "
+                         f"checkpoint?")
+
+
 def model_from_checkpoint(path):
     """Rebuild the ``LSTMModel`` a checkpoint was saved from, with its weights and RNG state.
 
@@ -371,8 +358,9 @@ def model_from_checkpoint(path):
 
     ck = read_checkpoint(path)
     cfg = dict(ck.model_config)
+    _check_model_memory(ck.path, cfg)
     try:
         model = LSTMModel(**cfg)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, MemoryError) as exc:
         raise ValueError(f"checkpoint {ck.path} holds an unusable model_config {cfg} ({exc})") from exc
     return model, _restore(ck, model, None)

@@ -22,8 +22,8 @@ along one 4H axis in PyTorch's order **i, f, g, o**: columns ``[0:H]`` input gat
 
 The public pair ``lstm_forward`` / ``lstm_backward`` is batch-first like ``nn.LSTM(batch_first=True)``.
 Internally everything is time-major (T, N, ...), so that the slice for one timestep is a contiguous (N, ...)
-block; ``LSTMModel`` calls the time-major pair ``lstm_forward_tm`` / ``lstm_backward_tm`` directly and
-never transposes between layers.
+block; ``LSTMModel`` (through ``engines.py``) calls the time-major pair ``lstm_forward_tm`` /
+``lstm_backward_tm`` and never transposes between layers.
 """
 
 from __future__ import annotations
@@ -178,9 +178,10 @@ class Workspace:
 
     Each fresh multi-megabyte ``np.empty`` is memory the operating system must map and zero page by page on
     first touch; at the sine model's sizes that cost about a third of a training step. ``LSTMModel`` gives
-    every layer a Workspace; ``buffer(name, shape, dtype)`` returns the array kept under ``name`` (allocating
-    only when the shape or dtype changed), so an array handed out is overwritten by the next call. Without
-    a Workspace (``work=None``, the public functions) every call allocates fresh arrays.
+    every layer a Workspace, a set for each thread that calls it (``engines.Scratch``); ``buffer(name, shape,
+    dtype)`` returns the array kept under ``name`` (allocating only when the shape or dtype changed), so an
+    array handed out is overwritten by the next call: a Workspace is never shared by two threads. Without a
+    Workspace (``work=None``, the public functions) every call allocates fresh arrays.
     """
 
     def __init__(self):

@@ -24,7 +24,8 @@ Choices (and why, measured on this project's layer checks):
 ``python -m numpylstm.gradcheck`` runs a default check of both, prints a table per parameter (with the worst
 error per gate block i, f, g, o for the arrays with a fused 4H axis) and exits non-zero if any check fails.
 ``python -m numpylstm.gradcheck --bugs`` runs the bug zoo instead (``numpylstm/bugzoo.py``): classic published
-backward-pass bugs, each caught by the check, next to how well each still trains.
+backward-pass bugs, each caught by the check, next to how well each still trains. ``--bugs --quiz`` hides their
+names and asks for the wrong equation's label (``numpylstm/exercises/quiz.py``).
 ``python -m numpylstm.gradcheck --cell NAME`` checks one cell of ``numpylstm.cells`` (``--cell all``: every one)
 with ``check_cell``: every array, extra parameters included, with the worst error per gate block.
 """
@@ -324,22 +325,44 @@ def format_report(rows, tol, title=""):
     return "\n".join(lines)
 
 
+USAGE = """usage: python -m numpylstm.gradcheck [--bugs [--quiz] | --cell NAME]
+
+Finite-difference gradient checks of numpylstm (float64, central differences):
+  (no flag)   the layer (lstm_forward/lstm_backward, N=2 T=3 D=4 H=3) and a 2-layer model with dropout, both
+              heads; exit status 0 when every array agrees within the tolerance, 1 otherwise
+  --bugs      the bug zoo: classic LSTM backward bugs, each caught by the check (numpylstm/bugzoo.py)
+  --bugs --quiz  the bug zoo with the bugs' names hidden: answer with the equation label of each bug
+  --cell NAME check_cell of the cell NAME of numpylstm.cells (every cell: all)
+  -h, --help  this text"""
+
+
 def main(argv=None) -> int:
     """Default check: one layer (N=2, T=3, D=4, H=3) and a 2-layer model with dropout, both heads.
 
-    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead. ``--cell NAME``: check the cell NAME of
-    ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
+    ``--bugs``: run the bug zoo (``numpylstm.bugzoo.main``) instead; ``--bugs --quiz``: the quiz. ``--cell NAME``:
+    check the cell NAME of ``numpylstm.cells`` (or every cell, for ``all``) with ``check_cell``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv == ["--bugs"]:
-        from .bugzoo import main as bug_zoo
+    if argv in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    from .train import pipe_safe_stdout  # `| head` ends the output, not in a BrokenPipeError traceback
 
-        return bug_zoo()
+    if argv == ["--bugs"]:
+        from . import bugzoo
+
+        with pipe_safe_stdout():
+            return bugzoo.main()
+    if sorted(argv) == ["--bugs", "--quiz"]:
+        from .exercises.quiz import quiz
+
+        with pipe_safe_stdout():
+            return quiz()
     if len(argv) == 2 and argv[0] == "--cell":
         return main_cells(argv[1])
     if argv:
-        print(f"usage: python -m numpylstm.gradcheck [--bugs | --cell NAME]; got unexpected arguments {argv}",
-              file=sys.stderr)
+        print(f"python -m numpylstm.gradcheck: error: unexpected arguments {' '.join(argv)} (usage: python -m "
+              f"numpylstm.gradcheck [--bugs [--quiz] | --cell NAME]; see -h)", file=sys.stderr)
         return 2
     ok = True
     rows = check_layer()
@@ -379,4 +402,6 @@ def main_cells(name) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ._cli import run_cli
+
+    sys.exit(run_cli(main, "python -m numpylstm.gradcheck"))

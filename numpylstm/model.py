@@ -372,7 +372,7 @@ class LSTMModel:
                 dx, dh0, dc0, layer_grads[l] = run.layer_backward(l, dtop, caches[l], dlast, l > 0 or input_grads)
                 dfirst[l], dlast = (dh0, dc0), None
                 dtop = dx  # (S2) layer l's input gradient is the gradient of layer l-1's output
-        dstate = np.zeros((self.num_layers,) + (2,) + dfirst[0][0].shape, self.dtype)
+        dstate = np.zeros((L, 2) + dfirst[0][0].shape, self.dtype)
         grads = {}
         for l in range(L):
             dstate[l, 1] = dfirst[l][0]
@@ -380,6 +380,23 @@ class LSTMModel:
                 dstate[l, 0] = dfirst[l][1]
             grads.update({f"{cell}.{l}.{k}": g for k, g in layer_grads[l].items()})
         return dtop, dstate, grads
+
+    def _head(self, top):
+        """(H1) y = h W + b on the rows the head reads: h_T (head "last") or every step (head "all").
+        Returns y_tm ((N, O) or (T, N, O)) and h, the (rows, H) array it was computed from."""
+        T, N, H = (None,) + top.shape[1:] if self.head == "last" else top.shape
+        hidden = top[-1] if self.head == "last" else top.reshape(-1, H)
+        y = hidden @ self.params["head.W"] + self.params["head.b"]  # (H1) y = h W + b
+        return (y if self.head == "last" else y.reshape(T, N, -1)), hidden
+
+    def _loss(self, y_tm, target):
+        """The loss and dy, the gradient of the head's output y_tm: (L1), (L2) for "mse", (L3), (L4) for
+        "softmax_ce" (``numpylstm/losses.py``)."""
+        if self.loss == "mse":
+            return mse(y_tm, target)
+        logits = y_tm.reshape(-1, self.output_size)
+        loss, dz = softmax_ce(logits, target)
+        return loss, dz.reshape(y_tm.shape)
 
     def _head_chunk(self, target, T, N):
         """The head and the loss on one chunk of steps (start, stop, out (stop - start, N, H)), for head "all":
@@ -401,24 +418,9 @@ class LSTMModel:
             return loss * share, hidden.T @ dy2, dy2.sum(axis=0), (dy2 @ W.T).reshape(stop - start, N, H)
         return job
 
-    def _loss(self, y_tm, target):
-        if self.loss == "mse":
-            return mse(y_tm, target)
-        logits = y_tm.reshape(-1, self.output_size)
-        loss, dz = softmax_ce(logits, target)
-        return loss, dz.reshape(y_tm.shape)
-
     @staticmethod
     def _batch_first(y_tm):
         return y_tm if y_tm.ndim == 2 else y_tm.transpose(1, 0, 2)
-
-    def _head(self, top):
-        """(H1) y = h W + b on the rows the head reads: h_T (head "last") or every step (head "all").
-        Returns y_tm ((N, O) or (T, N, O)) and h, the (rows, H) array it was computed from."""
-        T, N, H = (None,) + top.shape[1:] if self.head == "last" else top.shape
-        hidden = top[-1] if self.head == "last" else top.reshape(-1, H)
-        y = hidden @ self.params["head.W"] + self.params["head.b"]  # (H1) y = h W + b
-        return (y if self.head == "last" else y.reshape(T, N, -1)), hidden
 
     def forward(self, x, state=None, train=False):
         """Predict. x (N, T, D) or (N, T) ids; state (L, 2, N, H) or None for zeros.

@@ -33,7 +33,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import errno
 import math
 import numbers
 import os
@@ -47,11 +46,12 @@ from pathlib import Path
 import numpy as np
 
 from . import _checks as chk
+from ._cli import SafeStream, safe_streams
 from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import clip_grad_norm, global_norm
 
 __all__ = ["constant_lr", "warmup_cosine", "Progress", "Trainer", "TrainResult", "TrainingDiverged", "RunAborted",
-           "format_seconds", "run_for_cli", "pipe_safe_stdout", "check_memory", "MAX_MEMORY"]
+           "format_seconds", "run_for_cli", "pipe_safe_stdout", "check_memory", "MAX_MEMORY", "SaveOnStop"]
 
 MAX_MEMORY = 8e9  # bytes; beyond this a typo (--lstm-size 50000) would swap the machine to a halt
 
@@ -226,6 +226,13 @@ def signal_name(signum) -> str:
         return f"signal {signum}"
 
 
+def hint_for(resume_hint, checkpoint) -> str:
+    """How to continue from ``checkpoint``: ``resume_hint`` + the file, or ``resume_hint`` with ``{checkpoint}``
+    filled in when it has that placeholder (a whole command line)."""
+    return (resume_hint.format(checkpoint=checkpoint) if "{checkpoint}" in resume_hint
+            else f"{resume_hint} {checkpoint}")
+
+
 def run_for_cli(trainer, resumed=None, resume_hint="--resume", **run_kwargs):
     """``trainer.run(**run_kwargs)`` for a command line: returns (result, None) when training finished, or
     (None, exit code) after printing one line to stderr -- 1 when training diverged or a checkpoint could not
@@ -247,7 +254,7 @@ def run_for_cli(trainer, resumed=None, resume_hint="--resume", **run_kwargs):
     except KeyboardInterrupt as exc:  # RunAborted: a second signal; or a KeyboardInterrupt outside run()'s guard
         signum = getattr(exc, "signum", signal.SIGINT)
         kept = trainer.last_checkpoint or resumed
-        where = (f"the last checkpoint {kept} is intact; continue with {resume_hint} {kept}" if kept
+        where = (f"the last checkpoint {kept} is intact; continue with {hint_for(resume_hint, kept)}" if kept
                  else "no checkpoint was written")
         return fail(f"aborted at once by a second {signal_name(signum)} near step {trainer.step}; {where}",
                     128 + int(signum))
@@ -259,7 +266,7 @@ def run_for_cli(trainer, resumed=None, resume_hint="--resume", **run_kwargs):
         return fail(f"error: could not write a checkpoint ({exc}); {where}", 1)
     if result.interrupted:
         what = "interrupted" if result.signal in (None, signal.SIGINT) else f"stopped by {signal_name(result.signal)}"
-        where = (f"checkpoint saved to {result.checkpoint}; continue with {resume_hint} {result.checkpoint}"
+        where = (f"checkpoint saved to {result.checkpoint}; continue with {hint_for(resume_hint, result.checkpoint)}"
                  if result.checkpoint else "nothing saved (the trainer has no checkpoint path)")
         return fail(f"{what} at step {result.step}; {where}", 128 + int(result.signal or signal.SIGINT))
     return result, None
@@ -294,29 +301,36 @@ class _StopSignals:
 
     def __init__(self):
         self.signum = None
+        self._order = []  # stop signals so far, in the order they came
+        self._aborted = False
         self._old = {}
         self._pipe = None
         self._old_wakeup = -1
 
-    def _arrived(self) -> int:
-        """How many stop signals the C handler saw since the last call (0 if unknown)."""
-        n = 0
+    def _arrived(self) -> list:
+        """The stop signals the C handler saw since the last call, in the order they came ([] if unknown)."""
+        seen = []
         if self._pipe is not None:
             try:
                 while True:
                     data = os.read(self._pipe[0], 512)
                     if not data:
                         break
-                    n += sum(1 for b in data if b in _STOP_SIGNALS)
+                    seen += [b for b in data if b in _STOP_SIGNALS]
             except OSError:  # BlockingIOError: drained
                 pass
-        return n
+        return seen
 
     def _handler(self, signum, frame):
-        count = max(1, self._arrived())
-        if self.signum is not None or count >= 2:
-            self.signum = self.signum or signum
-            raise RunAborted(signum)
+        # Python runs the handlers of signals that came during one C call in signal-number order, not in the
+        # order they came: the wakeup bytes keep that order, so the second one is named right
+        self._order += self._arrived() or [signum]
+        if len(self._order) >= 2:
+            self.signum = self.signum or self._order[0]
+            if not self._aborted:
+                self._aborted = True
+                raise RunAborted(self._order[1])
+            return
         self.signum = signum
 
     def __enter__(self):
@@ -353,61 +367,102 @@ class _StopSignals:
         return False
 
 
-class _PipeSafeStream:
-    """A text stream whose writes survive the reader going away (``demo.py | head``): the first broken-pipe
-    error points the file descriptor at /dev/null (so the interpreter's final flush is quiet too), sets
-    ``broken`` and makes every later write a no-op. Everything else is the wrapped stream's."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self.broken = False
-
-    def _gone(self):
-        self.broken = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-    def _guard(self, fn, *args):
-        if self.broken:
-            return None
-        try:
-            return fn(*args)
-        except BrokenPipeError:
-            self._gone()
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
-            self._gone()
-        return None
-
-    def write(self, text):
-        self._guard(self._stream.write, text)
-        return len(text)
-
-    def flush(self):
-        self._guard(self._stream.flush)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
+_PipeSafeStream = SafeStream  # the name earlier code imports
 
 
 class pipe_safe_stdout:
-    """``with pipe_safe_stdout() as out:`` -- ``sys.stdout`` survives a closed pipe for the block's duration:
-    printing stops, the program goes on (and ``out.broken`` says whether the reader left)."""
+    """``with pipe_safe_stdout() as out:`` -- ``sys.stdout`` survives a closed pipe or a closed terminal (EPIPE,
+    EIO) for the block's duration: printing stops, the program goes on (and ``out.broken`` says whether the
+    reader left). See ``numpylstm._cli`` for the whole set of rules a command follows."""
 
     def __enter__(self):
-        self._old = sys.stdout
-        sys.stdout = self.stream = _PipeSafeStream(sys.stdout)
+        self._inner = safe_streams(stderr=False)
+        (self.stream,) = self._inner.__enter__()
         return self.stream
 
     def __exit__(self, *exc):
-        self.stream.flush()
-        sys.stdout = self._old
-        return False
+        return self._inner.__exit__(*exc)
+
+
+class SaveOnStop:
+    """``with SaveOnStop(trainer, path) as stop: ...`` around what a command does *after* training (the final
+    evaluation, the plots, a sample): Ctrl-C, SIGTERM or SIGHUP there stops it at once, but the trained state is
+    saved first (unless the last checkpoint already holds it) and one line says where and how to continue
+    (``resume_hint`` + the file). Afterwards ``stop.code`` is 128 + the signal number, or None if nothing
+    happened. Set ``stop.doing`` (e.g. "drawing the plots") to say what was interrupted.
+
+        with SaveOnStop(trainer, default_path, "--resume") as stop:
+            ... evaluate, plot ...
+        if stop.code is not None:
+            return stop.code
+    """
+
+    def __init__(self, trainer, path=None, resume_hint="--resume", doing="evaluating"):
+        self.trainer, self.path, self.resume_hint, self.doing = trainer, path, resume_hint, doing
+        self.code = None
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        raise RunAborted(signum)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                try:
+                    if signal.getsignal(sig) is not signal.SIG_IGN:
+                        self._old[sig] = signal.signal(sig, self._handler)
+                except (OSError, ValueError):
+                    pass
+        return self
+
+    def _restore(self):
+        for sig, old in self._old.items():
+            try:
+                signal.signal(sig, old)
+            except (OSError, ValueError):
+                pass
+        self._old = {}
+
+    def __exit__(self, typ, exc, tb):
+        if typ is None or not issubclass(typ, KeyboardInterrupt):
+            self._restore()
+            return False
+        signum = getattr(exc, "signum", signal.SIGINT)
+        for sig in self._old:  # a second signal now only waits for the save (a few milliseconds) to finish
+            try:
+                signal.signal(sig, lambda *a: None)
+            except (OSError, ValueError):
+                pass
+        try:
+            tr = self.trainer
+            what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal_name(signum)}"
+            where = f"after training (step {tr.step}), while {self.doing}"
+            try:
+                if tr.last_checkpoint is not None and tr.saved_step == tr.step:
+                    path = tr.last_checkpoint
+                elif self.path is not None or tr.checkpoint_path is not None:
+                    path = tr.save(self.path)
+                else:
+                    path = None
+            except (OSError, ValueError) as err:
+                _say(f"{what} {where}; the trained model could not be saved ({err})")
+                self.code = 128 + int(signum)
+                return True
+            if path is None:
+                _say(f"{what} {where}; nothing saved (no checkpoint path)")
+            else:
+                _say(f"{what} {where}; checkpoint saved to {path}; continue with {hint_for(self.resume_hint, path)}")
+            self.code = 128 + int(signum)
+            return True
+        finally:
+            self._restore()
+
+
+def _say(text):
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 class Trainer:
@@ -435,13 +490,16 @@ class Trainer:
             steps in a row (None: only NaN/inf count as divergence).
         user: JSON-able dict stored in every checkpoint (run settings); extra: dict name -> array stored too
             (a vocabulary, ...).
-        progress: a ``Progress`` (default: one printing to stdout).
+        progress: a ``Progress`` (default: one printing to stdout). A progress line that cannot be printed
+            (the terminal was closed, the disk is full) turns the progress off; the training goes on.
+        outputs: a ``numpylstm._files.Outputs``: every checkpoint is written by its rule (a file that changed
+            hands during the run is not replaced; the checkpoint goes beside it). None: ``save_checkpoint``'s.
     """
 
     def __init__(self, model, optimizer, batches, total_steps, *, schedule=None, clip_norm=5.0, stateful=False,
                  reset_state=None, eval_fn=None, eval_every=0, checkpoint_path=None, checkpoint_every=0,
                  interrupt_path=None, user=None, extra=None, progress=None, divergence_factor=100.0,
-                 divergence_steps=20):
+                 divergence_steps=20, outputs=None):
         self.model, self.optimizer = model, optimizer
         if not callable(batches) and not hasattr(batches, "__next__"):
             raise ValueError("batches must be a callable batches(step) -> (x, y) or an iterator of (x, y)")
@@ -465,6 +523,8 @@ class Trainer:
         self.evals: list = []
         self.state = None  # carried (L, 2, N, H) state when stateful
         self.last_checkpoint: Path | None = None
+        self.saved_step = None  # the step of last_checkpoint
+        self.outputs = outputs
         self.divergence_factor = None if divergence_factor is None else _positive("divergence_factor",
                                                                                   divergence_factor)
         self.divergence_steps = chk.positive_int("divergence_steps", divergence_steps)
@@ -482,8 +542,16 @@ class Trainer:
             extra["state"] = self.state
         user = dict(self.user)
         user["trainer"] = {"total_steps": self.total_steps, "evals": [[s, m] for s, m in self.evals]}
-        save_checkpoint(path, self.model, self.optimizer, step=self.step, user=user, extra=extra)
-        self.last_checkpoint = path
+
+        def write(p):
+            return save_checkpoint(p, self.model, self.optimizer, step=self.step, user=user, extra=extra)
+
+        written = Path(write(path) if self.outputs is None else self.outputs.save_checkpoint(path, write))
+        if written.resolve() != path.resolve():  # the file changed hands during the run: it went beside it
+            if path == self.checkpoint_path:
+                self.checkpoint_path = written  # and so do the later saves
+            path = written
+        self.last_checkpoint, self.saved_step = path, self.step  # the name as given (a link stays the link)
         return path
 
     def resume(self, path, new_total=False):
@@ -552,6 +620,14 @@ class Trainer:
         msg += (f". Try a lower learning rate (--lr, now {lr:.3g}) or a smaller gradient clipping norm; {kept}.")
         return TrainingDiverged(msg, step + 1, last, self.last_checkpoint)
 
+    def _progress(self, fn, *args):
+        """A progress line that cannot be written (EIO: the terminal was closed; ENOSPC ...) must not end the
+        run before its save: the progress goes quiet, the training goes on."""
+        try:
+            fn(*args)
+        except OSError:
+            self.progress.enabled = False
+
     def _evaluate(self):
         if self.eval_fn is None:
             return None
@@ -617,14 +693,14 @@ class Trainer:
                         if (self.checkpoint_path is not None and self.checkpoint_every and not self._above
                                 and self.step % self.checkpoint_every == 0 and self.step < end):
                             self.save()  # (not while the loss is exploding: keep the last good one)
-                        prog.update(self.step, self.losses, metrics)
+                        self._progress(prog.update, self.step, self.losses, metrics)
                         if stop.signum is not None:
                             interrupted = True
                             break
                     if not interrupted and self.step == first and not self.evals:
                         metrics = self._evaluate()  # nothing to train (resumed at the end): evaluate anyway
             finally:
-                prog.close()
+                self._progress(prog.close)
             seconds = time.perf_counter() - t0
             if self.checkpoint_path is not None and not interrupted:
                 self.save()

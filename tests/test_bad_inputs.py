@@ -194,7 +194,10 @@ CLI_CASES = [
     ("stop-at 0", ["--stop-at", "0"], r"--stop-at"),
     ("stop-at past steps", ["--stop-at", "50", "--steps", "10"], r"--stop-at 50 is beyond --steps 10"),
     ("resume missing", ["--resume", "missing.npz"], r"--resume: no such file: missing\.npz"),
-    ("resume a folder", ["--resume", "adir"], r"--resume: no such file: adir"),
+    ("resume a folder", ["--resume", "adir"], r"--resume: adir is a folder; expected a file"),  # issue 23, 8
+    ("resume /dev/null", ["--resume", "/dev/null"], r"/dev/null is not a usable numpylstm checkpoint"),
+    ("out empty", ["--out", ""], r"--out: expected a file or folder name, got ''"),
+    ("checkpoint empty", ["--checkpoint", ""], r"--checkpoint: expected a file or folder name"),
     ("resume foreign npz", ["--resume", "foreign.npz"], r"foreign\.npz is not a usable numpylstm checkpoint"),
     ("resume truncated", ["--resume", "truncated.npz"], r"truncated\.npz is not a usable numpylstm checkpoint"),
     ("resume a text file", ["--resume", "afile"],

@@ -131,7 +131,8 @@ def test_loss_plot_draws_the_baselines(tmp_path, monkeypatch):
 
     figures = []
     real_save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path, dpi=100: figures.append(fig) or real_save(fig, path, dpi))
+    monkeypatch.setattr(plots, "_save", lambda fig, path, dpi=100, outputs=None: figures.append(fig)
+                        or real_save(fig, path, dpi, outputs))
     path = plots.plot_loss(tmp_path / "loss.png", np.linspace(3, 1, 50), 10, log=False,
                            hlines={"uniform": 3.3, "bigram": 2.0})
     assert path.stat().st_size > 1000
@@ -158,5 +159,7 @@ def test_command_prints_the_demo_line(tmp_path, capsys):
     M = tx.num_batches(len(val), 32, 50) * 32 * 50
     assert out[1] == format_baselines(baselines(train, val[: M + 1], len(vocab)))
     assert out[2] == f"4-gram {ngram_cross_entropy(train, val[: M + 1], 4, len(vocab)):.4f}"
-    assert main(["--text", str(tmp_path / "missing.txt")]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(SystemExit) as info:  # a usage error: one line, exit status 2
+        main(["--text", str(tmp_path / "missing.txt")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "missing.txt cannot be read" in err, err

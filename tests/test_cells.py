@@ -518,3 +518,29 @@ def test_gradcheck_command_checks_cells(capsys, monkeypatch):
     monkeypatch.setattr(peephole, "CELL", broken)
     assert gradcheck.main(["--cell", "peephole"]) == 1
     assert "GRADIENT CHECK FAILED" in capsys.readouterr().out
+
+
+def test_cells_pickle_and_copy_as_their_name():
+    """A model that holds a cell must survive pickle and deepcopy: the adapters of the peephole family are
+    closures, so a cell of numpylstm.cells pickles as its name."""
+    import copy
+    import pickle
+
+    for name in cells.NAMES:
+        cell = cells.get(name)
+        assert pickle.loads(pickle.dumps(cell)) is cell
+        assert copy.deepcopy(cell) is cell and copy.copy(cell) is cell
+
+
+def test_chapter_12_shows_cifgs_whole_code_diff():
+    """The diff block of chapter 12.4: its '-' lines are peephole.py's, its '+' lines cifg.py's, and they are
+    all of cifg.py's (Y) lines (test_each_variant_is_peephole_py_with_its_Y_lines_changed shows that nothing
+    else changes)."""
+    text = (ROOT / "derivations" / "12_the_lstm_family.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```diff\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1
+    lines = blocks[0].splitlines()
+    base = (ROOT / "numpylstm/cells/peephole.py").read_text(encoding="utf-8").splitlines()
+    mine = (ROOT / "numpylstm/cells/cifg.py").read_text(encoding="utf-8").splitlines()
+    assert all(line[1:] in base for line in lines if line.startswith("-"))
+    assert [line[1:] for line in lines if line.startswith("+")] == [line for line in mine if "  # (Y" in line]

@@ -325,14 +325,12 @@ def test_gradcheck_impl_is_checked_and_restored():
         check_model(model, x, y, impl="slow")
     assert model.impl == "fast"
     calls = []
-    from numpylstm.cells import lstm as lstm_cell  # impl="textbook" runs textbook's step functions on this cell
-
-    real = lstm_cell.lstm_step_forward
+    real = textbook.lstm_step_forward  # impl="textbook" runs the cell "lstm": textbook.py's steps on the loop
     try:
-        lstm_cell.lstm_step_forward = lambda *a: calls.append(1) or real(*a)
+        textbook.lstm_step_forward = lambda *a: calls.append(1) or real(*a)
         rows = check_model(model, x, y, impl="textbook")
     finally:
-        lstm_cell.lstm_step_forward = real
+        textbook.lstm_step_forward = real
     assert calls and model.impl == "fast"
     assert all(r.max_rel < 1e-6 for r in rows)
 

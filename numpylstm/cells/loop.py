@@ -111,6 +111,15 @@ class Cell:
     extra_state: tuple = ()  # ((name, width in units of H), ...)
     gate_names: str = ""
 
+    def __reduce__(self):
+        """A cell of ``numpylstm.cells`` pickles (and deep-copies) as its name, so a model holding one can be
+        pickled although its adapters are closures; ``cells.get`` gives the same object back."""
+        from . import NAMES, get
+
+        if self.name in NAMES and get(self.name) is self:
+            return get, (self.name,)
+        return super().__reduce__()
+
     def param_shapes(self, D, H) -> dict:
         """{key: shape} for input size D (or vocabulary size) and hidden size H, in the cell's fixed order."""
         D, H = chk.positive_int("D", D), chk.positive_int("H", H)

@@ -7,7 +7,7 @@ The equations are in ``numpylstm/textbook.py`` ((F1)-(F5), (B1)-(B14)); this fil
 
 from __future__ import annotations
 
-from ..textbook import lstm_step_backward, lstm_step_forward
+from .. import textbook  # called as textbook.lstm_step_forward: a patched step function shows in the cell
 from .loop import Cell
 
 
@@ -17,13 +17,13 @@ def shapes(D, H):
 
 def step(x_t, state, params):
     h_prev, c_prev = state
-    h_t, c_t, step_cache = lstm_step_forward(x_t, h_prev, c_prev, params["Wx"], params["Wh"], params["b"])
+    h_t, c_t, step_cache = textbook.lstm_step_forward(x_t, h_prev, c_prev, params["Wx"], params["Wh"], params["b"])
     return (h_t, c_t), step_cache
 
 
 def step_back(dstate, step_cache):
     dh_t, dc_next = dstate
-    dx_t, dh_prev, dc_prev, dWx, dWh, db = lstm_step_backward(dh_t, dc_next, step_cache)
+    dx_t, dh_prev, dc_prev, dWx, dWh, db = textbook.lstm_step_backward(dh_t, dc_next, step_cache)
     return dx_t, (dh_prev, dc_prev), {"Wx": dWx, "Wh": dWh, "b": db}
 
 

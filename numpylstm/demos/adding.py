@@ -27,7 +27,8 @@ from ..checkpoint import check_replaceable, read_checkpoint
 from ..model import CELLS, LSTMModel
 from .sine import cell_title
 from ..optim import Adam
-from ..train import Progress, Trainer, constant_lr, format_seconds, run_for_cli
+from .._files import Outputs
+from ..train import Progress, SaveOnStop, Trainer, check_memory, constant_lr, format_seconds, run_for_cli
 
 __all__ = ["AddingSettings", "adding_batch", "run_adding", "BASELINE", "plot_adding"]
 
@@ -90,7 +91,22 @@ class AddingSettings:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
         chk.resolve_dtype(self.dtype)
+        check_memory(self.memory_bytes(), f"timesteps {self.timesteps}, lstm_size {self.lstm_size}, batch_size "
+                                          f"{self.batch_size}")
         return self
+
+    def memory_bytes(self, batch=None) -> float:
+        """A rough upper estimate of a run's peak memory: the test set and a batch (x (N, T, 2)), the forward
+        caches of the test evaluation and of a training batch (about 12 (N, T, H) arrays), the parameters with
+        their gradients and Adam's moments. ``batch``: also a gradient measurement of that many sequences in
+        float64 (``demo.py gradients``)."""
+        T, H, N = self.timesteps, self.lstm_size, self.batch_size
+        itemsize = 4 if self.dtype == "float32" else 8
+        params = 4 * H * (2 + H + 1) + H + 1
+        total = itemsize * ((TEST_SIZE + N) * T * (2 + 12 * H) + 6 * params)
+        if batch is not None:
+            total += 8.0 * batch * T * (2 + 16 * H) + 8.0 * 6 * params
+        return float(total)
 
 
 class AddingProgress(Progress):
@@ -125,7 +141,7 @@ def _history(path):
     return s, [(int(st), float(m["seconds"]), float(m["test MSE"])) for st, m in evals]
 
 
-def plot_adding(out) -> Path | None:
+def plot_adding(out, outputs=None) -> Path | None:
     """DIR/adding.png: test MSE against training time for every DIR/<cell>.npz, with the baseline."""
     from .plots import _figure, _save
 
@@ -153,7 +169,7 @@ def plot_adding(out) -> Path | None:
     ax.set_ylabel("test MSE (1,000 fresh sequences)")
     ax.set_title("the adding problem (Le, Jaitly & Hinton 2015 variant)")
     fig.legend(loc="outside lower center", ncols=2, fontsize=9)  # below the axes: never over a curve
-    return _save(fig, out / "adding.png")
+    return _save(fig, out / "adding.png", outputs=outputs)
 
 
 def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=False, plot=True, quiet=False,
@@ -162,14 +178,25 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
 
     Saves DIR/<cell>.npz (an existing one only when it is the ``resume`` file or with ``overwrite``, and a file
     that is not a numpylstm checkpoint never: ``checkpoint.check_replaceable``); exit status
-    0, 1 (diverged / checkpoint not written), or 130 (Ctrl-C, after saving).
+    0, 1 (diverged / checkpoint or plot not written), or 128 + N after signal N (130: Ctrl-C), after saving --
+    also while plotting. DIR/adding.png is shared by the runs of both cells: redrawn when numpylstm drew it
+    (locked only while it is written), a user's own file never replaced.
     """
+    with Outputs(f"demo.py adding --cell {s.cell}") as outputs:
+        return _run_adding(s, outputs, out=out, resume=resume, overwrite=overwrite, plot=plot, quiet=quiet,
+                           stream=stream)
+
+
+def _run_adding(s, outputs, *, out, resume, overwrite, plot, quiet, stream):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     s.check()
     out = Path(out)
     ckpt = out / f"{s.cell}.npz"
     check_replaceable(ckpt, overwrite=overwrite, own=resume, flag=f"--out {out}: the {s.cell} checkpoint")
+    outputs.claim(ckpt, "checkpoint", overwrite=overwrite, own=resume, flag=f"--out {out}: the {s.cell} checkpoint")
+    if plot:  # shared by both cells' runs: checked now, locked only while it is drawn
+        outputs.claim(out / "adding.png", "png", regenerated=True, lock=False)
     dt = chk.resolve_dtype(s.dtype)
     test_x, test_y = adding_batch(TEST_SIZE, s.timesteps, np.random.default_rng([s.seed, 1]), dt)
     model = LSTMModel(2, s.lstm_size, 1, head="last", loss="mse", seed=s.seed, dtype=dt, cell=s.cell)
@@ -191,7 +218,7 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
     progress = AddingProgress(STEPS_CAP, stream=stream, enabled=not quiet, every=s.eval_every * 4)
     trainer = Trainer(model, opt, batches, STEPS_CAP, schedule=constant_lr(s.lr), clip_norm=s.clip,
                       eval_fn=test_mse, eval_every=s.eval_every, checkpoint_path=ckpt, checkpoint_every=0,
-                      user={"demo": "adding", "settings": asdict(s)}, progress=progress)
+                      user={"demo": "adding", "settings": asdict(s)}, progress=progress, outputs=outputs)
     say(f"adding problem (Le, Jaitly & Hinton 2015 variant): T = {s.timesteps}, {cell_title(s.cell)}, H = "
         f"{s.lstm_size}, {model.num_params():,} parameters, {s.dtype}")
     say(f"  Adam lr {s.lr:g}, clip {s.clip:g}, batch {s.batch_size} fresh sequences per step, {s.minutes:g} "
@@ -207,6 +234,13 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
     result, code = run_for_cli(trainer, resume, time_limit=max(0.0, s.minutes * 60.0 - spent[0]))
     if code is not None:
         return code
+    with SaveOnStop(trainer, ckpt, doing="drawing the plot") as stop:
+        status = _report(trainer, result, out, plot, say, stream, outputs)
+    return status if stop.code is None else stop.code
+
+
+def _report(trainer, result, out, plot, say, stream, outputs):
+    status = 0
     final = trainer.evals[-1][1]
     first_below = next((m["seconds"] for st, m in trainer.evals if m["test MSE"] <= 0.01), None)
     step_below = next((st for st, m in trainer.evals if m["test MSE"] <= 0.01), None)
@@ -219,9 +253,13 @@ def run_adding(s: AddingSettings, *, out="runs/adding", resume=None, overwrite=F
     if plot:
         from .plots import PlotsUnavailable
 
+        from .sine import plot_failed
+
         try:
-            say(f"plot: {plot_adding(out)}")
+            say(f"plot: {plot_adding(out, outputs)}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")
+        except (OSError, ValueError) as exc:
+            status = plot_failed(exc, result.checkpoint)
     print(f"test MSE: {final['test MSE']:.6g}", file=stream, flush=True)
-    return 0
+    return status

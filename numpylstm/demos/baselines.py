@@ -127,29 +127,50 @@ def format_baselines(b: dict) -> str:
 def main(argv=None) -> int:
     """``baselines (nats/char): ...`` for a text, split and scored exactly as ``demo.py chars`` does."""
     from .chars import CharSettings, default_text, read_text
-    from .text import Vocab, num_batches, split
+    from .text import Vocab, Windows, num_batches, split
 
-    parser = argparse.ArgumentParser(prog="python -m numpylstm.demos.baselines", description=main.__doc__)
+    from .._cli import Parser
+
+    parser = Parser(prog="python -m numpylstm.demos.baselines", description=main.__doc__)
     parser.add_argument("--text", help="UTF-8 text file (default: the project's README.md, docs and derivations)")
-    parser.add_argument("--orders", type=int, default=3, help="also print n-gram models of order 4 .. ORDERS")
+    parser.add_argument("--orders", type=_orders, default=3, metavar="N",
+                        help="also print n-gram models of order 4 .. N (default 3: unigram, bigram, trigram only)")
     args = parser.parse_args(argv)
     s = CharSettings(epochs=1)
     try:
         text = read_text(args.text) if args.text else default_text()[0]
         vocab = Vocab.from_text(text)
         train, val = split(vocab.encode(text), s.val_fraction)
-        scored = num_batches(len(val), s.n_seqs, s.n_steps) * s.n_seqs * s.n_steps
-        print(f"{len(text):,} characters, {len(vocab)} distinct; train {len(train):,}; validation characters "
-              f"scored {scored:,} (n_seqs {s.n_seqs} x n_steps {s.n_steps} batches of the last "
-              f"{s.val_fraction:.0%})")
-        print(format_baselines(baselines(train, val[: scored + 1], len(vocab))))
-        for order in range(4, args.orders + 1):
-            print(f"{order}-gram {ngram_cross_entropy(train, val[: scored + 1], order, len(vocab)):.4f}")
+        # the chars demo's own check, with its message: the validation part must hold one batch
+        Windows(val, s.n_seqs, s.n_steps, name=f"the validation text (last {s.val_fraction:.0%} of "
+                                                 f"{args.text or 'the default text'})")
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        parser.error(str(exc))
+    if len(vocab) ** args.orders >= 2**63:
+        parser.error(f"--orders {args.orders}: with {len(vocab)} distinct characters the {args.orders}-grams do "
+                     f"not fit in 64-bit codes; the largest order for this text is "
+                     f"{int(63 / math.log2(max(len(vocab), 2)) - 1e-9)}")
+    scored = num_batches(len(val), s.n_seqs, s.n_steps) * s.n_seqs * s.n_steps
+    print(f"{len(text):,} characters, {len(vocab)} distinct; train {len(train):,}; validation characters "
+          f"scored {scored:,} (n_seqs {s.n_seqs} x n_steps {s.n_steps} batches of the last "
+          f"{s.val_fraction:.0%})", flush=True)
+    print(format_baselines(baselines(train, val[: scored + 1], len(vocab))), flush=True)
+    for order in range(4, args.orders + 1):
+        print(f"{order}-gram {ngram_cross_entropy(train, val[: scored + 1], order, len(vocab)):.4f}", flush=True)
     return 0
 
 
+def _orders(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 3:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 3 (orders 1 to 3 are always printed), got {n}")
+    return n
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    from .._cli import run_cli
+
+    sys.exit(run_cli(main, "python -m numpylstm.demos.baselines"))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import Outputs
 from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..textbook import lstm_forward
 from .chars import read_text, settings_from_checkpoint, text_fingerprint
@@ -142,6 +143,7 @@ def render_page(passage, states, rows, info) -> str:
     payload = json.dumps(data).replace("</", "<\\/")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="numpylstm demo.py cells">
 <title>numpylstm: what the char-RNN's cells track</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; max-width: 80em; color: #222; }}
@@ -216,6 +218,13 @@ if (want) show(want[1], +want[2], +want[3]); else show(...current());
 def run_cells(checkpoint, text_path, *, out=None, length=2000, offset=0, per_property=3, overwrite=False,
               stream=None) -> int:
     """Write the page; print the most correlated cells. ValueError for unusable input."""
+    with Outputs("demo.py cells") as outputs:
+        page = Path(out) if out is not None else Path(checkpoint).parent / "cells.html"
+        outputs.claim(page, "html", overwrite=overwrite)  # never a checkpoint, a picture, a file of yours
+        return _run(checkpoint, text_path, page, length, offset, per_property, stream, outputs)
+
+
+def _run(checkpoint, text_path, page, length, offset, per_property, stream, outputs):
     stream = sys.stdout if stream is None else stream
     s, user = settings_from_checkpoint(checkpoint)
     model, ck = model_from_checkpoint(checkpoint)
@@ -223,9 +232,6 @@ def run_cells(checkpoint, text_path, *, out=None, length=2000, offset=0, per_pro
         raise ValueError(f"{checkpoint} holds a chars model of cell {model.cell!r}; this page shows the cell states "
                          "of the standard LSTM (cell 'lstm') only")
     vocab = Vocab.from_array(ck.extra["vocab"])
-    page = Path(out) if out is not None else Path(checkpoint).parent / "cells.html"
-    if page.exists() and not overwrite:
-        raise ValueError(f"{page} exists; pass --overwrite to replace it")
     text = read_text(text_path)
     same = user.get("text") == text_fingerprint(text)
     ids = vocab.encode(text, name="--text")
@@ -247,8 +253,11 @@ def run_cells(checkpoint, text_path, *, out=None, length=2000, offset=0, per_pro
             f"{Path(text_path).name}) "
             f"from the first paragraph after offset {offset}, state from zeros" + ("" if same else
                                                           "; NOTE: not the text this model was trained on"))
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(render_page(passage, states, rows, info), encoding="utf-8")
+    try:
+        page = outputs.write_text(page, render_page(passage, states, rows, info))
+    except OSError as exc:
+        print(f"error: could not write the page {page} ({exc.strerror or exc})", file=sys.stderr, flush=True)
+        return 1
     if not same:
         print(f"note: {text_path} is not the text {checkpoint} was trained on", file=stream)
     print("cells most correlated with properties of the text (Pearson r):", file=stream)

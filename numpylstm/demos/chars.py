@@ -13,6 +13,7 @@ the machine is; the training seconds used so far are stored in each checkpoint).
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import zlib
@@ -21,14 +22,16 @@ from pathlib import Path
 
 
 from .. import _checks as chk
+from .._files import Outputs
 from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..model import CELLS, LSTMModel
 from ..optim import Adam
 from .baselines import baselines, format_baselines
 from .sine import cell_title
 from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
-from ..train import (Progress, Trainer, check_memory, format_seconds, run_for_cli,
+from ..train import (Progress, SaveOnStop, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
+from .sine import plot_failed
 
 __all__ = ["CharSettings", "default_text", "run_chars", "run_sample", "settings_from_checkpoint"]
 
@@ -73,8 +76,9 @@ class CharSettings:
         chk.choice("cell", self.cell, CELLS)
         for name in ("lstm_size", "lstm_layers", "n_seqs", "n_steps"):
             chk.positive_int(name, getattr(self, name))
-        if not 0.0 < self.keep_prob <= 1.0:
-            raise ValueError(f"keep_prob must be in (0, 1]; got {self.keep_prob!r}")
+        if not 0.0 < self.keep_prob <= 1.0 or 1.0 - self.keep_prob >= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1] (and not so small that 1 - keep_prob rounds to 1); "
+                             f"got {self.keep_prob!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0; got {self.lr!r}")
         if not 0.0 <= self.final_lr <= 1.0:
@@ -132,6 +136,25 @@ def read_text(path) -> str:
 
 def text_fingerprint(text: str) -> dict:
     return {"chars": len(text), "crc32": zlib.crc32(text.encode("utf-8"))}
+
+
+def _describe_fingerprint(fp) -> str:
+    if isinstance(fp, dict) and isinstance(fp.get("chars"), int) and isinstance(fp.get("crc32"), int):
+        return f"{fp['chars']:,} characters, CRC-32 {fp['crc32']:08x}"
+    return "an unrecorded text"
+
+
+def text_of_checkpoint(path, user) -> str | None:
+    """The --text a chars checkpoint was trained on, so ``--resume`` works without it: the file's path (as an
+    absolute path, stored since this version; older checkpoints: their ``text_source`` when it names a file),
+    or None for the project's own Markdown files. ValueError, naming the file, if it is gone."""
+    stored = user.get("text_path", user.get("text_source"))
+    if stored is None or (isinstance(stored, str) and stored.startswith("the project's ")):
+        return None
+    if not isinstance(stored, str) or not Path(stored).is_file():
+        raise ValueError(f"--resume {path} was trained on {stored}, which is not there any more: pass that text "
+                         f"with --text FILE")
+    return stored
 
 
 class CosineByTime:
@@ -202,18 +225,33 @@ def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
 
 def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
               checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None,
-              impl="fast") -> int:
+              impl="fast", overwrite=False) -> int:
     """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
 
     impl: the layer code, "fast" or "textbook" (same numbers, slower; a run setting, not stored as one).
-    Exit status 0 on success, 1 if training diverged, 130 if interrupted with Ctrl-C (after saving).
-    Raises ValueError for unusable input (text too short for one batch, a checkpoint that does not fit).
+    Exit status 0 on success, 1 if training diverged or the plot could not be written, 128 + N after signal N
+    (Ctrl-C: 130), after saving -- also while plotting or sampling. Raises ValueError for unusable input (text
+    too short for one batch, a checkpoint that does not fit, DIR/chars.npz or DIR/loss.png taken: the rule of
+    ``numpylstm._files``). ``text_path`` None with ``resume``: the checkpoint's own text.
     """
+    with Outputs("demo.py chars") as outputs:
+        return _run_chars(s, outputs, text_path=text_path, out=out, resume=resume, eval_every=eval_every,
+                          checkpoint_every=checkpoint_every, plot=plot, prime=prime, sample_length=sample_length,
+                          quiet=quiet, stream=stream, impl=impl, overwrite=overwrite)
+
+
+def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_every, plot, prime, sample_length,
+               quiet, stream, impl, overwrite):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     s.check()
     out = Path(out)
     ckpt_path = out / "chars.npz"
+    outputs.claim(ckpt_path, "checkpoint", overwrite=overwrite, own=resume, flag=f"--out {out}: {ckpt_path}")
+    if plot:
+        outputs.claim(out / "loss.png", "png", regenerated=True, overwrite=overwrite)
+    if text_path is None and resume is not None:
+        text_path = text_of_checkpoint(resume, settings_from_checkpoint(resume)[1])
     if text_path is not None:
         text, where = read_text(text_path), str(text_path)
     else:
@@ -232,9 +270,15 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         _, user = settings_from_checkpoint(resume)
         resumed = read_checkpoint(resume)
         ck_vocab = Vocab.from_array(resumed.extra["vocab"])
+        if (user.get("text") != text_fingerprint(text) or ck_vocab != vocab) and text_path is None:
+            raise ValueError(f"--resume {resume} was trained on the project's Markdown files as they were then "
+                             f"({_describe_fingerprint(user.get('text'))}); they have changed since "
+                             f"({_describe_fingerprint(text_fingerprint(text))}), so that run cannot go on: start "
+                             f"a new one")
         if user.get("text") != text_fingerprint(text) or ck_vocab != vocab:
-            raise ValueError(f"--resume {resume} was trained on another text ({user.get('text')}); "
-                             f"pass the same --text")
+            raise ValueError(f"--resume {resume} was trained on another text ({user.get('text_source', '?')}: "
+                             f"{_describe_fingerprint(user.get('text'))}), not on {where} "
+                             f"({_describe_fingerprint(text_fingerprint(text))}): pass that text with --text")
         spent = user.get("train_seconds", 0.0)
         if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not 0 <= spent < math.inf:
             raise ValueError(f"--resume {resume}: its training time (meta['user']['train_seconds']) is not a "
@@ -255,7 +299,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
         clock = CosineByTime(s.lr, s.final_lr, s.minutes * 60.0, spent)
         schedule = clock
     user = {"demo": "chars", "settings": asdict(s), "text": text_fingerprint(text), "text_source": where,
-            "train_seconds": spent}
+            "text_path": None if text_path is None else os.path.abspath(text_path), "train_seconds": spent}
 
     def val_loss(m):
         if clock is not None:
@@ -267,7 +311,7 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     trainer = Trainer(model, opt, lambda step: train[step % K], total, schedule=schedule, clip_norm=s.clip,
                       stateful=True, reset_state=lambda step: step % K == 0, eval_fn=val_loss,
                       eval_every=eval_every, checkpoint_path=ckpt_path, checkpoint_every=checkpoint_every,
-                      user=user, extra={"vocab": vocab.to_array()}, progress=progress)
+                      user=user, extra={"vocab": vocab.to_array()}, progress=progress, outputs=outputs)
     if clock is not None:
         clock.record = trainer.user  # checkpoints store the training seconds spent, for --resume
     say(f"chars demo: {where}: {len(text):,} characters, {len(vocab)} distinct; train {len(train_ids):,}, "
@@ -296,6 +340,16 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
     if code is not None:
         return code
+    with SaveOnStop(trainer, ckpt_path, doing="drawing the plot") as stop:
+        status = _after_training(s, trainer, result, outputs, out, plot, base, vocab, text, prime, sample_length,
+                                 say, stream, K, stop)
+    return status if stop.code is None else stop.code
+
+
+def _after_training(s, trainer, result, outputs, out, plot, base, vocab, text, prime, sample_length, say, stream,
+                    K, stop):
+    status = 0
+    model = trainer.model
     val = trainer.evals[-1][1]["val loss"]
     chars = result.steps_run * s.n_seqs * s.n_steps
     say(f"trained {result.steps_run} steps ({chars:,} characters, {chars / K / s.n_seqs / s.n_steps:.2f} "
@@ -309,17 +363,20 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
             path = plot_loss(out / "loss.png", result.losses, 100, evals=trainer.evals, log=False,
                              ylabel="loss (nats per character)", eval_label="validation (last 10% of the text)",
                              title="char-RNN: softmax cross-entropy of the next character",
-                             hlines=base)
+                             hlines=base, outputs=outputs)
             say(f"plot: {path}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")
+        except (OSError, ValueError) as exc:
+            status = plot_failed(exc, result.checkpoint)
+    stop.doing = "drawing the sample"
     if sample_length:
         if any(c not in vocab.chars for c in prime):
             prime = text[:3]
         say(f"sample (prime {prime!r}, top-5, temperature 1):")
         say(sample(model, vocab, prime=prime, length=sample_length, top_k=5, seed=s.seed))
     print(f"val loss: {val:.4f} nats/char", file=stream, flush=True)
-    return 0
+    return status
 
 
 def run_sample(checkpoint, *, prime="Far", length=500, top_k=5, temperature=1.0, seed=None, stream=None) -> str:

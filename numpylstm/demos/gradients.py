@@ -21,7 +21,8 @@ from ..model import LSTMModel
 from ..optim import Adam
 from ..rnn import rnn_forward, rnn_step_backward
 from ..textbook import lstm_forward, lstm_step_backward
-from ..train import Progress, Trainer, constant_lr, run_for_cli
+from .._files import Outputs
+from ..train import Progress, Trainer, check_memory, constant_lr, run_for_cli
 from .adding import BASELINE, TEST_SIZE, AddingSettings, adding_batch, settings_from_checkpoint
 
 CELLS = ("lstm", "rnn")  # the two cells this picture compares (gradient_norms walks their step functions)
@@ -73,6 +74,10 @@ def _trained(cell, s, source, steps, quiet, stream):
     if path is not None and path.is_file():
         ks = settings_from_checkpoint(path)
         model, ck = model_from_checkpoint(path)
+        if ks.cell != cell or model.cell != cell:  # a renamed file would be drawn under the wrong name
+            raise ValueError(f"--from {source}: {path} holds a {NAMES.get(model.cell, model.cell)} (cell "
+                             f"{model.cell!r}), not the {NAMES[cell]} its name says: rename it to "
+                             f"{model.cell}.npz, or move it out of {source}")
         return _to_float64(model), f"weights of {path} (step {ck.step}, trained at T = {ks.timesteps})"
     ks = replace(s, cell=cell)
     dt = np.dtype(ks.dtype)
@@ -103,9 +108,17 @@ def run_gradients(s: AddingSettings, *, out="runs/gradients", source="runs/addin
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     s.check()
-    png = Path(out) / "flow.png"
-    if plot and png.exists() and not overwrite:
-        raise ValueError(f"{png} exists; pass --overwrite to replace it")
+    check_memory(s.memory_bytes(batch), f"timesteps {s.timesteps}, lstm_size {s.lstm_size}, batch {batch}, "
+                                        f"batch_size {s.batch_size}")
+    with Outputs("demo.py gradients") as outputs:
+        png = Path(out) / "flow.png"
+        if plot:
+            outputs.claim(png, "png", overwrite=overwrite)
+        return _run(s, outputs, png, source, train_steps, batch, plot, quiet, stream)
+
+
+def _run(s, outputs, png, source, train_steps, batch, plot, quiet, stream):
+    say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     x, y = adding_batch(batch, s.timesteps, np.random.default_rng([s.seed, 2]), np.float64)
     say(f"gradient flow: loss on step T = {s.timesteps} of the adding problem, {batch} sequences, "
         f"H = {s.lstm_size}, one layer + dense head, float64")
@@ -130,7 +143,7 @@ def run_gradients(s: AddingSettings, *, out="runs/gradients", source="runs/addin
                 Wh = m.params["rnn.0.Wh"]
                 say(f"  RNN W_h {label}: largest singular value {np.linalg.norm(Wh, 2):.3f}, spectral radius "
                     f"{np.abs(np.linalg.eigvals(Wh)).max():.3f}  (V2)")
-    lines = []
+    lines, status = [], 0
     for (cell, when), (dh, dc) in curves.items():
         text = f"{NAMES[cell] + ' ' + when + ':':<32} ||dh_1|| / ||dh_T|| = {dh[0] / dh[-1]:.3g}"  # (V2)
         if dc is not None:
@@ -139,13 +152,17 @@ def run_gradients(s: AddingSettings, *, out="runs/gradients", source="runs/addin
     if plot:
         from .plots import PlotsUnavailable
 
+        from .sine import plot_failed
+
         try:
-            say(f"plot: {plot_flow(png, curves, learned)}")
+            say(f"plot: {plot_flow(png, curves, learned, outputs)}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")
+        except (OSError, ValueError) as exc:
+            status = plot_failed(exc, None)
     for text in lines:
         print(text, file=stream, flush=True)
-    return 0
+    return status
 
 
 def test_mse(model, s: AddingSettings) -> float:
@@ -154,7 +171,7 @@ def test_mse(model, s: AddingSettings) -> float:
     return float(model.evaluate(x, y)[0])
 
 
-def plot_flow(path, curves, learned=None):
+def plot_flow(path, curves, learned=None, outputs=None):
     """Two panels, each on its own log scale: the LSTM's ||dh_t|| and ||dc_t||, and the RNN's ||dh_t||, where
     a gradient that underflows float64 to exactly 0 is marked at the bottom edge."""
     from .plots import _figure, _save
@@ -188,4 +205,4 @@ def plot_flow(path, curves, learned=None):
         ax.legend(loc="lower right" if cell == "rnn" else "best", fontsize=9)
         ax.tick_params(labelsize=9)
     panels[CELLS[0]].set_ylabel("mean over the batch of the norm", fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, outputs=outputs)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import check_replaceable, model_from_checkpoint
+from .._files import Outputs
+from ..checkpoint import check_replaceable, model_from_checkpoint, read_checkpoint
 from ..textbook import lstm_forward
-from ..train import Progress, run_for_cli
+from ..train import Progress, SaveOnStop, run_for_cli
 from .data import sine_data
 from .sine import SineSettings, build, settings_from_checkpoint
 
@@ -42,10 +43,23 @@ def layer_activations(model, x):
     return y, layers
 
 
-def _model(checkpoint, out, overwrite, quiet, stream):
-    """(model, settings, description) from a checkpoint, or trained here with the default settings.
+def _unfinished(path, s):
+    """The step of an 'inside' model at ``path`` that stopped before the end of its training, else None."""
+    try:
+        ck = read_checkpoint(path)
+        info = ck.user.get("trainer") or {}
+        if settings_from_checkpoint(path) == s and ck.step < info.get("total_steps", -1):
+            return ck.step
+    except (OSError, ValueError):
+        pass
+    return None
 
-    Returns (None, exit code, None) when training ended early (Ctrl-C, divergence).
+
+def _model(checkpoint, out, overwrite, quiet, stream, outputs):
+    """(model, settings, description, trainer) from a checkpoint, or trained here with the default settings
+    (continuing DIR/inside.npz when an earlier 'inside' run stopped before the end of its training).
+
+    Returns (None, exit code, None, None) when training ended early (Ctrl-C, divergence).
     """
     if checkpoint is not None:
         s = settings_from_checkpoint(checkpoint)
@@ -53,33 +67,53 @@ def _model(checkpoint, out, overwrite, quiet, stream):
         if model.cell != "lstm":  # layer_activations walks textbook.py's LSTM
             raise ValueError(f"{checkpoint} holds a sine model of cell {model.cell!r}; this picture draws the gates "
                              "of the standard LSTM (cell 'lstm') only")
-        return model, s, f"{checkpoint} (step {ck.step})"
+        return model, s, f"{checkpoint} (step {ck.step})", None
     s = SineSettings()
     ckpt = Path(out) / "inside.npz"
-    if ckpt.exists() and not overwrite:
+    at = None if overwrite else _unfinished(ckpt, s)
+    if ckpt.exists() and not overwrite and at is None:
         raise ValueError(f"{ckpt} exists (the model of an earlier 'inside' run): reuse it with --checkpoint "
                          f"{ckpt}, or pass --overwrite to train a new one")
-    check_replaceable(ckpt, overwrite=overwrite, flag=f"--out {out}: the model")  # and never a foreign file
+    check_replaceable(ckpt, overwrite=overwrite or at is not None, flag=f"--out {out}: the model")  # never a
+    outputs.claim(ckpt, "checkpoint", overwrite=overwrite, own=ckpt if at is not None else None,  # foreign file
+                  flag=f"--out {out}: the model")
     progress = Progress(s.steps, stream=stream, enabled=not quiet, every=max(1, s.steps // 10))
-    _, model, trainer = build(s, progress, checkpoint_path=ckpt, interrupt_path=ckpt)
-    result, code = run_for_cli(trainer, resume_hint="the sine demo's --resume; or draw it now with --checkpoint")
+    _, model, trainer = build(s, progress, checkpoint_path=ckpt, interrupt_path=ckpt, outputs=outputs)
+    if at is not None:
+        trainer.resume(ckpt)
+        if not quiet:
+            print(f"continuing the unfinished model in {ckpt} from step {at}", file=stream, flush=True)
+    again = "python demo.py inside" + ("" if Path(out) == Path("runs/sine") else f" --out {out}")
+    result, code = run_for_cli(trainer, resume_hint=again + " (it continues {checkpoint}, then draws)")
     if code is not None:
-        return None, code, None
-    return model, s, f"the default sine model trained here ({result.step} steps), saved to {ckpt}"
+        return None, code, None, None
+    return model, s, f"the default sine model trained here ({result.step} steps), saved to {ckpt}", trainer
 
 
 def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False, quiet=False, stream=None,
                rollout=None) -> int:
-    """``rollout``: K, to also forecast K steps free-running (``rollout.report_rollout``, DIR/rollout.png)."""
+    """Draw DIR/inside.png (see the module docstring). The picture and a model trained here follow the file rule
+    of ``numpylstm._files`` (an existing inside.png only with ``overwrite``; written atomically). ``rollout``: K,
+    to also forecast K steps free-running (``rollout.report_rollout``, DIR/rollout.png under the same rule)."""
+    with Outputs("demo.py inside") as outputs:
+        png = Path(out) / "inside.png"
+        outputs.claim(png, "png", overwrite=overwrite)
+        if rollout:
+            outputs.claim(Path(out) / "rollout.png", "png", overwrite=overwrite)
+        model, s, how, trainer = _model(checkpoint, out, overwrite, quiet, stream, outputs)
+        if model is None:
+            return s
+        if trainer is None:
+            return _draw(model, s, how, png, window, quiet, stream, outputs, rollout)
+        with SaveOnStop(trainer, trainer.checkpoint_path, "python demo.py inside --checkpoint {checkpoint}",
+                        doing="drawing") as stop:
+            status = _draw(model, s, how, png, window, quiet, stream, outputs, rollout)
+        return status if stop.code is None else stop.code
+
+
+def _draw(model, s, how, png, window, quiet, stream, outputs, rollout=None):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
-    png = Path(out) / "inside.png"
-    for path in [png] + ([Path(out) / "rollout.png"] if rollout else []):
-        if path.exists() and not overwrite:
-            raise ValueError(f"{path} exists; pass --overwrite to replace it")
-    model, s, how = _model(checkpoint, out, overwrite, quiet, stream)
-    if model is None:
-        return s
     data = sine_data(s.training_examples, s.testing_examples, s.sample_gap, s.timesteps, dtype=s.dtype)
     if not 0 <= window < data.test_x.shape[0]:
         raise ValueError(f"--window must be in [0, {data.test_x.shape[0] - 1}] (a test window); got {window}")
@@ -97,20 +131,24 @@ def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False,
 
     try:
         path = plot_inside(png, x[0, :, 0], float(data.test_y[window, 0]), float(y[0, 0]), layers,
-                           data.test_t[window], s.sample_gap)
+                           data.test_t[window], s.sample_gap, outputs)
     except PlotsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (OSError, ValueError) as exc:
+        from .sine import plot_failed
+
+        return plot_failed(exc, None)
     if rollout:
         from .rollout import report_rollout
 
-        report_rollout(model, data, rollout, window=window, png=Path(out) / "rollout.png", say=say)
+        report_rollout(model, data, rollout, window=window, png=png.parent / "rollout.png", say=say, outputs=outputs)
     print(f"prediction {float(y[0, 0]):.6f}, target {float(data.test_y[window, 0]):.6f}; plot: {path}",
           file=stream, flush=True)
     return 0
 
 
-def plot_inside(path, window, target, pred, layers, t_target, gap):
+def plot_inside(path, window, target, pred, layers, t_target, gap, outputs=None):
     from .plots import _save
 
     try:
@@ -159,4 +197,4 @@ def plot_inside(path, window, target, pred, layers, t_target, gap):
     ax.tick_params(labelsize=9)
     ax.set_title("the window, its next value and the model's prediction (from h_T of the top layer)", fontsize=10)
     ax.legend(loc="best", fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, outputs=outputs)

@@ -28,14 +28,18 @@ def _figure(width=8.0, height=4.0):
     return fig, fig.add_subplot()
 
 
-def _save(fig, path, dpi=100) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+def _save(fig, path, dpi=100, outputs=None) -> Path:
+    """Write ``fig`` as a PNG at ``path``: through ``outputs`` (``numpylstm._files.Outputs``: the file rule of
+    the command, decided now) when given, else atomically (never a 0-byte or half-written PNG) and marked as
+    drawn by numpylstm. Returns the path written."""
+    if outputs is not None:
+        return outputs.save_figure(fig, path, dpi=dpi)
+    from .._files import MARK, atomic_write
+
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, metadata={"Software": MARK}))
 
 
-def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
+def plot_predictions(path, t, y_true, y_pred, title="", dpi=100, outputs=None) -> Path:
     """Predicted vs true values over time, and below them the error: t (M,), y_true (M,) or (M, 1), y_pred likewise.
 
     At a good model's accuracy the two curves coincide, so the lower panel (predicted - true, its own scale)
@@ -54,7 +58,7 @@ def plot_predictions(path, t, y_true, y_pred, title="", dpi=100) -> Path:
     low.set_xlabel("t")
     low.set_ylabel("predicted - true")
     low.set_title(f"the error (RMSE {float(np.sqrt(np.mean(err ** 2))):.3g})", fontsize=10)
-    return _save(fig, path, dpi)
+    return _save(fig, path, dpi, outputs)
 
 
 def centred_mean(values, window):
@@ -72,7 +76,7 @@ def centred_mean(values, window):
 
 
 def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel="training loss (MSE)",
-              title="training loss", eval_label="validation", hlines=None) -> Path:
+              title="training loss", eval_label="validation", hlines=None, outputs=None) -> Path:
     """Training loss per step, with a centred moving mean over ``window`` steps (``centred_mean``: no lag);
     log y-axis unless ``log=False``.
 
@@ -97,18 +101,18 @@ def plot_loss(path, losses, window=50, dpi=100, *, evals=None, log=True, ylabel=
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="upper right")
-    return _save(fig, path, dpi)
+    return _save(fig, path, dpi, outputs)
 
 
-def plot_sine_run(out, t, y_true, y_pred, losses, title=None) -> list[Path]:
+def plot_sine_run(out, t, y_true, y_pred, losses, title=None, outputs=None) -> list[Path]:
     """The sine demos' three PNGs in folder ``out``: predictions, training loss, prediction error."""
     out = Path(out)
-    return [plot_predictions(out / "predictions.png", t, y_true, y_pred, title=title),
-            plot_loss(out / "loss.png", losses),
-            plot_error(out / "error.png", t, y_true, y_pred)]
+    return [plot_predictions(out / "predictions.png", t, y_true, y_pred, title=title, outputs=outputs),
+            plot_loss(out / "loss.png", losses, outputs=outputs),
+            plot_error(out / "error.png", t, y_true, y_pred, outputs=outputs)]
 
 
-def plot_error(path, t, y_true, y_pred, dpi=100) -> Path:
+def plot_error(path, t, y_true, y_pred, dpi=100, outputs=None) -> Path:
     """Prediction error (predicted - true) over time, with its RMSE in the title."""
     err = np.ravel(y_pred) - np.ravel(y_true)
     rmse = float(np.sqrt(np.mean(err**2)))
@@ -118,4 +122,4 @@ def plot_error(path, t, y_true, y_pred, dpi=100) -> Path:
     ax.set_xlabel("t")
     ax.set_ylabel("predicted - true")
     ax.set_title(f"prediction error over the test range (RMSE {rmse:.3g})")
-    return _save(fig, path, dpi)
+    return _save(fig, path, dpi, outputs)

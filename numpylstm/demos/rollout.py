@@ -12,7 +12,7 @@ many starting points; the figure shows one of them against the truth, and that a
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import numpy as np
 
@@ -53,10 +53,12 @@ def horizon_rmse(pred, truth):
     return np.sqrt(np.mean((np.asarray(pred, np.float64) - truth) ** 2, axis=0))
 
 
-def report_rollout(model, data, K, *, window=500, png=None, say=print):
+def report_rollout(model, data, K, *, window=500, png=None, say=print, outputs=None):
     """Roll out from every test window (one batch), print the RMSE at 1, 10, 100 and K steps, draw ``png``.
 
-    ``data``: the demo's ``SineData``; ``window``: the test window drawn in the figure. Returns the (K,) RMSE.
+    ``data``: the demo's ``SineData``; ``window``: the test window drawn in the figure; ``outputs``: the
+    command's ``numpylstm._files.Outputs`` (the file was claimed before training), or None. A figure that
+    cannot be written is one line on stderr; the errors are printed all the same. Returns the (K,) RMSE.
     """
     M = data.test_x.shape[0]
     if not 0 <= window < M:
@@ -76,13 +78,17 @@ def report_rollout(model, data, K, *, window=500, png=None, say=print):
         from .plots import PlotsUnavailable
 
         try:
-            say(f"  rollout plot: {plot_rollout(png, data, window, pred[window], truth[window], err, hold, dt)}")
+            say(f"  rollout plot: "
+                f"{plot_rollout(png, data, window, pred[window], truth[window], err, hold, dt, outputs=outputs)}")
         except PlotsUnavailable as exc:
             say(f"  rollout plot skipped: {exc}")
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"error: could not write the plot {png} ({why})", file=sys.stderr, flush=True)
     return err
 
 
-def plot_rollout(path, data, window, pred, truth, err, hold, dt):
+def plot_rollout(path, data, window, pred, truth, err, hold, dt, outputs=None):
     """Two panels: window ``window``'s rollout against the truth, and the RMSE against the horizon."""
     from .plots import PlotsUnavailable, _save
 
@@ -117,12 +123,4 @@ def plot_rollout(path, data, window, pred, truth, err, hold, dt):
     bottom.legend(loc="lower right", fontsize=9)
     for ax in (top, bottom):
         ax.tick_params(labelsize=9)
-    return _save(fig, path)
-
-
-def check_rollout_target(png, overwrite=True):
-    """A rollout figure may replace an earlier one only where the command replaces its other plots."""
-    png = Path(png)
-    if png.exists() and not overwrite:
-        raise ValueError(f"{png} exists; pass --overwrite to replace it")
-    return png
+    return _save(fig, path, outputs=outputs)

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import _checks as chk
+from .._files import Outputs
 from ..checkpoint import read_checkpoint, unused_path
 from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from ..model import CELLS, LSTMModel
 from ..optim import Adam
-from ..train import (Progress, Trainer, format_seconds, run_for_cli,
+from ..train import (Progress, SaveOnStop, Trainer, format_seconds, hint_for, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["SineSettings", "build", "run_sine", "settings_from_checkpoint", "rmse"]
@@ -104,7 +105,7 @@ def rmse(pred, target) -> float:
 
 
 def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None,
-          impl="fast"):
+          impl="fast", outputs=None):
     """Data, model, optimizer and trainer for settings ``s``. Returns (data, model, trainer).
 
     impl: the model's layer code, "fast" or "textbook" (same numbers). A run setting, not one of the
@@ -124,7 +125,7 @@ def build(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every
                       eval_fn=test_rmse,
                       eval_every=max(1, s.steps // 10), checkpoint_path=checkpoint_path,
                       checkpoint_every=checkpoint_every, interrupt_path=interrupt_path,
-                      user={"demo": "sine", "settings": asdict(s)}, progress=progress)
+                      user={"demo": "sine", "settings": asdict(s)}, progress=progress, outputs=outputs)
     return data, model, trainer
 
 
@@ -150,10 +151,35 @@ def settings_from_checkpoint(path, demo="sine") -> SineSettings:
         raise ValueError(f"{ck.path}: stored sine settings are unusable ({exc})") from exc
 
 
-def default_checkpoint(out) -> Path:
-    """Where a sine run without --checkpoint saves on Ctrl-C, SIGTERM, SIGHUP or --stop-at: DIR/checkpoint.npz,
-    or checkpoint-2.npz ... when that exists (an earlier run's file is never replaced)."""
+def default_checkpoint(out, outputs=None) -> Path:
+    """Where a sine run without --checkpoint saves its trained model (at the end, and on Ctrl-C, SIGTERM, SIGHUP
+    or --stop-at): DIR/checkpoint.npz, or checkpoint-2.npz ... when that exists or another run is about to
+    write it (an earlier run's file is never replaced). With ``outputs`` the name is claimed (locked) for this
+    run."""
+    if outputs is not None:
+        return outputs.claim_new(Path(out) / "checkpoint.npz")
     return unused_path(Path(out) / "checkpoint.npz")
+
+
+PLOTS = ("predictions.png", "loss.png", "error.png")
+
+
+def claim_outputs(outputs, out, plot, checkpoint, resume=None, overwrite=False):
+    """Claim (check and lock) every file a sine run writes, before training: the plots in ``out`` (redrawn by
+    every run: replaced when numpylstm drew them, a user's own file never) and the checkpoint (``checkpoint``,
+    else a free DIR/checkpoint[-K].npz). Returns the checkpoint path. ValueError (one line) if one is taken."""
+    if plot:
+        for name in PLOTS:
+            if checkpoint is not None and Path(checkpoint).resolve() == (Path(out) / name).resolve():
+                raise ValueError(f"--checkpoint {checkpoint} is where the plot {name} goes: choose another file "
+                                 f"name, another --out, or --no-plot")
+            outputs.claim(Path(out) / name, "png", regenerated=True, overwrite=overwrite)
+    if checkpoint is not None:
+        outputs.claim(checkpoint, "checkpoint", overwrite=overwrite, own=resume, flag=f"--checkpoint {checkpoint}")
+        return Path(checkpoint)
+    # with plots the trained model is saved beside them: claim its name now; without, it is saved only if the
+    # run is stopped early, and its free name is then taken at write time (nothing written otherwise)
+    return default_checkpoint(out, outputs if plot else None)
 
 
 def report_stop(result, total, named, say, resume_hint="--resume"):
@@ -162,14 +188,14 @@ def report_stop(result, total, named, say, resume_hint="--resume"):
     if result.step >= total or result.checkpoint is None:
         return
     text = (f"stopped at step {result.step} of {total}; checkpoint saved to {result.checkpoint}; continue with "
-            f"{resume_hint} {result.checkpoint}")
+            f"{hint_for(resume_hint, result.checkpoint)}")
     if say(text) is False and not named:
         print(text, file=sys.stderr, flush=True)
 
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
              checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
-             explain_only=False, rollout=None) -> int:
+             explain_only=False, overwrite=False, rollout=None) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
@@ -179,13 +205,33 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
     nothing written). ``rollout``: K, to also run the free-running forecast of K steps from every test window
     (``rollout.report_rollout``: the errors printed, ``out``/rollout.png drawn).
+
+    Files (``numpylstm._files``): the plots and the checkpoint are claimed before training (ValueError if one
+    is taken: a user's own file, another run's checkpoint without ``overwrite``, another run writing there);
+    the trained model is saved before the plots are drawn, so a failed plot costs only that plot; a signal
+    while evaluating or plotting saves it too (``SaveOnStop``).
     """
+    with Outputs("demo.py sine") as outputs:
+        return _run_sine(s, outputs, out=out, plot=plot, explain=explain, checkpoint=checkpoint,
+                         checkpoint_every=checkpoint_every, resume=resume, stop_at=stop_at, quiet=quiet,
+                         stream=stream, impl=impl, explain_only=explain_only, overwrite=overwrite,
+                         rollout=rollout)
+
+
+def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, resume, stop_at, quiet, stream,
+              impl, explain_only, overwrite, rollout=None):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
-    interrupt_path = Path(checkpoint) if checkpoint else default_checkpoint(out)
+    if not explain_only:
+        interrupt_path = claim_outputs(outputs, out, plot, checkpoint, resume, overwrite)
+        if rollout and plot:
+            outputs.claim(out / "rollout.png", "png", regenerated=True, overwrite=overwrite)
+    else:
+        interrupt_path = None
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
-    data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl)
+    data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl,
+                                 outputs=outputs)
 
     say(f"sine demo: {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
         f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
@@ -209,34 +255,64 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     if code is not None:
         return code
     report_stop(result, s.steps, checkpoint is not None, say)
+    with SaveOnStop(trainer, interrupt_path, doing="evaluating on the test set") as stop:
+        if plot:
+            keep_trained(trainer, result, interrupt_path)
+        pred, _ = model.forward(data.test_x)
+        tail = result.losses[-100:]
+        say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
+            f"{result.steps_per_second:.0f} steps/s); step {result.step} of {s.steps}; "
+            f"training loss (mean of last {len(tail)}) {np.mean(tail) if tail else float('nan'):.3e}")
+        if rollout:
+            from .rollout import report_rollout
 
-    pred, _ = model.forward(data.test_x)
-    tail = result.losses[-100:]
-    say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
-        f"{result.steps_per_second:.0f} steps/s); step {result.step} of {s.steps}; "
-        f"training loss (mean of last {len(tail)}) {np.mean(tail) if tail else float('nan'):.3e}")
-    if rollout:
-        from .rollout import report_rollout
-
-        report_rollout(model, data, rollout, png=out / "rollout.png" if plot else None, say=say)
-    return finish_run(result, say, stream, out if plot else None, data.test_t, data.test_y, pred,
-                      baseline=data.test_x[:, -1])
+            stop.doing = "forecasting free-running"
+            report_rollout(model, data, rollout, png=out / "rollout.png" if plot else None, say=say, outputs=outputs)
+        status = finish_run(result, say, stream, out if plot else None, data.test_t, data.test_y, pred,
+                            baseline=data.test_x[:, -1], outputs=outputs, stop=stop)
+    return status if stop.code is None else stop.code
 
 
-def finish_run(result, say, stream, out, t, truth, pred, baseline, title=None):
+def keep_trained(trainer, result, path):
+    """Checkpoint first, then plots: a finished run that writes files (plots) but whose state is not on disk
+    yet (no --checkpoint) saves it to ``path`` now, so nothing that happens while drawing can lose it."""
+    if trainer.saved_step != trainer.step:
+        try:
+            result.checkpoint = trainer.save(path)
+        except OSError as exc:  # a full disk: say so, and still print the results
+            print(f"warning: could not save the trained model to {path} ({exc.strerror or exc})", file=sys.stderr,
+                  flush=True)
+
+
+def finish_run(result, say, stream, out, t, truth, pred, baseline, title=None, outputs=None, stop=None):
     """The sine demos' last lines: the checkpoint, the three plots (into folder ``out``; None: no plots),
     the RMSE of repeating the last input value (``baseline``, aligned with ``truth``), and ``test RMSE``.
-    Returns the exit status 0."""
+    A plot that cannot be written (a full disk, a file that changed hands) is one line on stderr and exit
+    status 1 at the end; the other lines are still printed. Returns the exit status."""
+    status = 0
     if result.checkpoint:
         say(f"checkpoint: {result.checkpoint}")
     if out is not None:
         from .plots import PlotsUnavailable, plot_sine_run
 
+        if stop is not None:
+            stop.doing = "drawing the plots"
         try:
-            paths = plot_sine_run(out, t, truth, pred, result.losses, title=title)
+            paths = plot_sine_run(out, t, truth, pred, result.losses, title=title, outputs=outputs)
             say("plots: " + ", ".join(str(p) for p in paths))
         except PlotsUnavailable as exc:
             say(f"plots skipped: {exc}")
+        except (OSError, ValueError) as exc:
+            status = plot_failed(exc, result.checkpoint)
     say(f"baseline (predict the last input value again) RMSE: {rmse(baseline, truth):.6g}")
     print(f"test RMSE: {rmse(pred, truth):.6g}", file=stream, flush=True)
-    return 0
+    return status
+
+
+def plot_failed(exc, checkpoint) -> int:
+    """One line on stderr for a plot that could not be written; returns the exit status 1."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    kept = f"; the trained model is safe in {checkpoint}" if checkpoint else ""
+    name = f" {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+    print(f"error: could not write the plot{name} ({why}){kept}", file=sys.stderr, flush=True)
+    return 1

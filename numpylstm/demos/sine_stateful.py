@@ -24,9 +24,10 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
-from .sine import SineSettings, cell_title, default_checkpoint, finish_run, report_stop, rmse
+from .sine import SineSettings, cell_title, claim_outputs, finish_run, keep_trained, report_stop, rmse
 from .text import Windows
-from ..train import (Progress, Trainer, format_seconds, run_for_cli,
+from .._files import Outputs
+from ..train import (Progress, SaveOnStop, Trainer, format_seconds, run_for_cli,
                     warmup_cosine)
 
 __all__ = ["build_stateful", "predict_test", "run_sine_stateful"]
@@ -40,7 +41,7 @@ def predict_test(model, test_seq, timesteps):
 
 
 def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpoint_every=0, interrupt_path=None,
-                   impl="fast"):
+                   impl="fast", outputs=None):
     """Curves, model and stateful trainer for settings ``s``; impl the layer code ("fast" or "textbook").
 
     Returns (test_t, test_seq, model, trainer, K) with K the number of batches per epoch.
@@ -65,24 +66,30 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
                       clip_norm=s.clip, stateful=True, reset_state=lambda step: step % K == 0, eval_fn=test_rmse,
                       eval_every=max(1, s.steps // 10), checkpoint_path=checkpoint_path,
                       checkpoint_every=checkpoint_every, interrupt_path=interrupt_path,
-                      user={"demo": "sine-stateful", "settings": asdict(s)}, progress=progress)
+                      user={"demo": "sine-stateful", "settings": asdict(s)}, progress=progress, outputs=outputs)
     return test_t, test_seq, model, trainer, K
 
 
 def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, checkpoint=None,
                       checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None,
-                      impl="fast") -> int:
+                      impl="fast", overwrite=False) -> int:
     """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``.
 
-    impl: the layer code, "fast" or "textbook" (same numbers, slower).
+    impl: the layer code, "fast" or "textbook" (same numbers, slower). Files as ``sine.run_sine``.
     """
+    with Outputs("demo.py sine --stateful") as outputs:
+        return _run(s, outputs, out=out, plot=plot, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                    resume=resume, stop_at=stop_at, quiet=quiet, stream=stream, impl=impl, overwrite=overwrite)
+
+
+def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at, quiet, stream, impl, overwrite):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
-    interrupt_path = Path(checkpoint) if checkpoint else default_checkpoint(out)
+    interrupt_path = claim_outputs(outputs, out, plot, checkpoint, resume, overwrite)
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
-                                                         impl=impl)
+                                                         impl=impl, outputs=outputs)
     say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, "
         f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
@@ -97,11 +104,16 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     if code is not None:
         return code
     report_stop(result, s.steps, checkpoint is not None, say, resume_hint="--stateful --resume")
-    pred = predict_test(model, test_seq, s.timesteps)
-    truth = test_seq[s.timesteps :]
-    say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
-        f"{result.steps_per_second:.0f} steps/s); training loss (mean of last 100) "
-        f"{np.mean(result.losses[-100:]):.3e}")
-    return finish_run(result, say, stream, out if plot else None, test_t[s.timesteps :], truth, pred,
-                      baseline=test_seq[s.timesteps - 1 : -1],
-                      title="test range: next value predicted with the state carried")
+    with SaveOnStop(trainer, interrupt_path, "--stateful --resume", doing="evaluating on the test curve") as stop:
+        if plot:
+            keep_trained(trainer, result, interrupt_path)
+        pred = predict_test(model, test_seq, s.timesteps)
+        truth = test_seq[s.timesteps :]
+        say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
+            f"{result.steps_per_second:.0f} steps/s); training loss (mean of last 100) "
+            f"{np.mean(result.losses[-100:]):.3e}")
+        status = finish_run(result, say, stream, out if plot else None, test_t[s.timesteps :], truth, pred,
+                            baseline=test_seq[s.timesteps - 1 : -1],
+                            title="test range: next value predicted with the state carried", outputs=outputs,
+                            stop=stop)
+    return status if stop.code is None else stop.code

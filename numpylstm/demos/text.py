@@ -187,11 +187,14 @@ def evaluate(model, seq, n_seqs: int, n_steps: int) -> float:
 
 def _next_distribution(logits, top_k, temperature):
     """softmax(logits / temperature) restricted to the top_k largest entries and renormalised."""
-    z = np.asarray(logits, np.float64) / temperature
+    z = np.asarray(logits, np.float64)
     if top_k < z.size:
         drop = np.argsort(z, kind="stable")[: z.size - top_k]  # pick_top_n: zero all but the top k
         z[drop] = -np.inf
-    z -= z.max()
+    # the largest logit subtracted *before* dividing: a tiny temperature (1e-320) then sends the others to -inf
+    # (probability 0: greedy) instead of overflowing every logit to inf and the softmax to NaN
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        z = (z - z.max()) / temperature
     p = np.exp(z)
     return p / p.sum()
 

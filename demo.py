@@ -7,6 +7,7 @@
     python demo.py chars --text anna.txt --minutes 10    a character-level LSTM (Udacity's Anna KaRNNa)
     python demo.py sample --checkpoint runs/chars/chars.npz --prime "Far"    text from a trained char model
     python demo.py inside | gradients | adding | cells    see inside: gates, gradient flow, long memory, cells
+    python demo.py tasks; python demo.py task copying --cell lstm    the long-memory tasks of the LSTM papers
 
 Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
 running it. To add a command, write those two functions and register them there.
@@ -49,6 +50,7 @@ from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_fro
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
 from numpylstm._cli import run_cli  # noqa: E402
+from numpylstm.demos import tasks as tasks_demo  # noqa: E402
 from numpylstm.model import CELLS  # noqa: E402
 
 
@@ -189,6 +191,13 @@ def _add_impl_flag(group):
                             "resumes with the other")
 
 
+def _add_workers_flag(group):
+    group.add_argument("--workers", type=_int(1), default=None, metavar="K",
+                       help="train on K processes, each computing the gradient of a block of the batch's rows "
+                            "(data parallel, numpylstm/parallel.py; docs/parallel.md): the same numbers up to "
+                            "rounding. Default: one process. A run setting, not part of the model")
+
+
 def add_sine_flags(p):
     d = SineSettings()
     g = p.add_argument_group("model and data (the TF-1 tutorial's names)")
@@ -221,6 +230,7 @@ def add_sine_flags(p):
     g.add_argument("--dtype", choices=("float32", "float64"),
                    help=f"floating-point precision of the whole computation (default {d.dtype})")
     _add_impl_flag(g)
+    _add_workers_flag(g)
     g = p.add_argument_group("output")
     g.add_argument("--out", type=_path, default="runs/sine", metavar="DIR",
                    help="folder for the PNG plots and, without --checkpoint, the trained model DIR/checkpoint.npz "
@@ -300,7 +310,7 @@ def run_sine_command(args, parser):
             return run_sine_stateful(settings, out=out, plot=not args.no_plot, checkpoint=args.checkpoint,
                                      checkpoint_every=args.checkpoint_every, resume=args.resume,
                                      stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, workers=args.workers)
         except ValueError as exc:
             parser.error(str(exc))
     if not args.explain_only:
@@ -309,7 +319,8 @@ def run_sine_command(args, parser):
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                        explain_only=args.explain_only, overwrite=args.overwrite, rollout=args.rollout)
+                        explain_only=args.explain_only, overwrite=args.overwrite, workers=args.workers,
+                        rollout=args.rollout)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -352,6 +363,7 @@ def add_chars_flags(p):
     g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, dropout and the sample (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
     _add_impl_flag(g)
+    _add_workers_flag(g)
     g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between validation losses (default 500)")
     g = p.add_argument_group("output")
@@ -401,7 +413,7 @@ def run_chars_command(args, parser):
         return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
                          sample_length=args.sample_length, quiet=args.quiet, impl=args.impl,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, workers=args.workers)
     except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -616,6 +628,10 @@ COMMANDS = {
     "adding": ("the adding problem: long memory, LSTM against a plain tanh RNN", add_adding_flags,
                run_adding_command),
     "cells": ("an HTML page of what a 'chars' model's cells track in its text", add_cells_flags, run_cells_command),
+    "task": ("train one cell on a long-memory task of the LSTM papers (adding, copying, Reber, ...)",
+             tasks_demo.add_task_flags, lambda args, parser: tasks_demo.run_task_command(args, parser, _check_writable)),
+    "tasks": ("list the long-memory tasks of 'demo.py task', one line each", tasks_demo.add_tasks_flags,
+              tasks_demo.run_tasks_command),
 }
 DEFAULT_COMMAND = "sine"
 

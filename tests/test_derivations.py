@@ -60,6 +60,7 @@ AGREED = (
     + ["K1", "K2"]  # 08_gradient_checking.md 8.5: localising a wrong gradient (numpylstm/exercises/diagnose.py)
     + ["Q1", "Q2", "Q3"]  # 10_making_it_fast.md 10.15: the gradient as a sum over the batch (numpylstm/parallel.py)
     + [f"M{k}" for k in range(1, 10)]  # 13_memory_tasks.md: baselines, continual stream (numpylstm/demos/tasks.py)
+    + ["W1"]  # 05_head_losses.md: the free-running forecast (numpylstm/demos/rollout.py)
 )
 
 

@@ -46,8 +46,8 @@ class CharSettings:
     """Everything that determines a char-RNN run (stored in its checkpoints).
 
     Defaults: Udacity's 2 layers, Adam and global-norm clip 5, sized by measurement for 10 minutes on two
-    CPU cores (an earlier session's machine, OpenBLAS Haswell kernel, one BLAS thread; the README gives the
-    latest figures: 30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
+    CPU cores (OpenBLAS Haswell kernel, one BLAS thread; docs/chars.md gives the figures of the 10-minute run:
+    30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
     float64); ``demo.py chars`` lets BLAS use all cores, so that on two or more the model runs pipelined
     (``numpylstm/pipeline.py``: a second thread for the big products beside the time loops):
     - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 59k, 192: 29k, 256: 18k chars/s);
@@ -112,15 +112,15 @@ class CharSettings:
 
 
 def default_text() -> tuple[str, str]:
-    """(text, description): the project's README.md and derivations/*.md, present in every checkout."""
+    """(text, description): the project's README.md, docs/*.md and derivations/*.md, present in every checkout."""
     root = Path(__file__).resolve().parents[2]
-    files = [root / "README.md"] + sorted((root / "derivations").glob("*.md"))
+    files = [root / "README.md"] + sorted((root / "docs").glob("*.md")) + sorted((root / "derivations").glob("*.md"))
     files = [f for f in files if f.is_file()]
     if not files:
         raise ValueError(f"no --text given and no README.md or derivations/*.md found under {root} (an installed "
                          f"package has none): pass --text FILE, e.g. {ANNA_HELP}")
     return ("\n\n".join(f.read_text(encoding="utf-8") for f in files),
-            f"the project's README.md and derivations/*.md ({len(files)} Markdown files)")
+            f"the project's README.md, docs/*.md and derivations/*.md ({len(files)} Markdown files)")
 
 
 def read_text(path) -> str:

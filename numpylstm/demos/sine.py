@@ -196,7 +196,7 @@ def report_stop(result, total, named, say, resume_hint="--resume"):
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
              checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
-             explain_only=False, overwrite=False, workers=None) -> int:
+             explain_only=False, overwrite=False, workers=None, rollout=None) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
@@ -204,7 +204,8 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). impl: the layer code,
     "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
     ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
-    nothing written).
+    nothing written). ``rollout``: K, to also run the free-running forecast of K steps from every test window
+    (``rollout.report_rollout``: the errors printed, ``out``/rollout.png drawn).
 
     Files (``numpylstm._files``): the plots and the checkpoint are claimed before training (ValueError if one
     is taken: a user's own file, another run's checkpoint without ``overwrite``, another run writing there);
@@ -215,16 +216,19 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     with Outputs("demo.py sine") as outputs:
         return _run_sine(s, outputs, out=out, plot=plot, explain=explain, checkpoint=checkpoint,
                          checkpoint_every=checkpoint_every, resume=resume, stop_at=stop_at, quiet=quiet,
-                         stream=stream, impl=impl, explain_only=explain_only, overwrite=overwrite, workers=workers)
+                         stream=stream, impl=impl, explain_only=explain_only, overwrite=overwrite, workers=workers,
+                         rollout=rollout)
 
 
 def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, resume, stop_at, quiet, stream,
-              impl, explain_only, overwrite, workers):
+              impl, explain_only, overwrite, workers, rollout=None):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
     if not explain_only:
         interrupt_path = claim_outputs(outputs, out, plot, checkpoint, resume, overwrite)
+        if rollout and plot:
+            outputs.claim(out / "rollout.png", "png", regenerated=True, overwrite=overwrite)
     else:
         interrupt_path = None
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
@@ -263,6 +267,11 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
         say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
             f"{result.steps_per_second:.0f} steps/s); step {result.step} of {s.steps}; "
             f"training loss (mean of last {len(tail)}) {np.mean(tail) if tail else float('nan'):.3e}")
+        if rollout:
+            from .rollout import report_rollout
+
+            stop.doing = "forecasting free-running"
+            report_rollout(model, data, rollout, png=out / "rollout.png" if plot else None, say=say, outputs=outputs)
         status = finish_run(result, say, stream, out if plot else None, data.test_t, data.test_y, pred,
                             baseline=data.test_x[:, -1], outputs=outputs, stop=stop)
     return status if stop.code is None else stop.code

@@ -7,6 +7,7 @@
     python demo.py chars --text anna.txt --minutes 10    a character-level LSTM (Udacity's Anna KaRNNa)
     python demo.py sample --checkpoint runs/chars/chars.npz --prime "Far"    text from a trained char model
     python demo.py inside | gradients | adding | cells    see inside: gates, gradient flow, long memory, cells
+    python demo.py tasks; python demo.py task copying --cell lstm    the long-memory tasks of the LSTM papers
     python demo.py variants         the variant lab: Greff's LSTM variants, GRU and RNN ranked on memory tasks
 
 Each command is one entry of COMMANDS: a function adding its flags to an argparse sub-parser and a function
@@ -50,6 +51,7 @@ from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_fro
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
 from numpylstm._cli import run_cli  # noqa: E402
+from numpylstm.demos import tasks as tasks_demo  # noqa: E402
 from numpylstm.model import CELLS  # noqa: E402
 
 
@@ -190,6 +192,13 @@ def _add_impl_flag(group):
                             "resumes with the other")
 
 
+def _add_workers_flag(group):
+    group.add_argument("--workers", type=_int(1), default=None, metavar="K",
+                       help="train on K processes, each computing the gradient of a block of the batch's rows "
+                            "(data parallel, numpylstm/parallel.py; docs/parallel.md): the same numbers up to "
+                            "rounding. Default: one process. A run setting, not part of the model")
+
+
 def add_sine_flags(p):
     d = SineSettings()
     g = p.add_argument_group("model and data (the TF-1 tutorial's names)")
@@ -222,6 +231,7 @@ def add_sine_flags(p):
     g.add_argument("--dtype", choices=("float32", "float64"),
                    help=f"floating-point precision of the whole computation (default {d.dtype})")
     _add_impl_flag(g)
+    _add_workers_flag(g)
     g = p.add_argument_group("output")
     g.add_argument("--out", type=_path, default="runs/sine", metavar="DIR",
                    help="folder for the PNG plots and, without --checkpoint, the trained model DIR/checkpoint.npz "
@@ -234,6 +244,9 @@ def add_sine_flags(p):
     g.add_argument("--explain-only", action="store_true",
                    help="print those shapes and stop: no training, nothing written")
     g.add_argument("--quiet", action="store_true", help="print only the final 'test RMSE: ...' line")
+    g.add_argument("--rollout", type=_int(1), metavar="K",
+                   help="after training, forecast K steps free-running from every test window (the model's own "
+                        "predictions fed back); print the error 1, 10, 100 and K steps ahead; draw DIR/rollout.png")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", type=_path, metavar="FILE",
                    help="save the training state to FILE (.npz) every --checkpoint-every steps and at the end; "
@@ -264,6 +277,8 @@ def add_sine_flags(p):
 
 def run_sine_command(args, parser):
     given = {name: getattr(args, name) for name in _SINE_RUN_FLAGS if getattr(args, name) is not None}
+    if args.stateful and args.rollout:
+        parser.error("--rollout forecasts with the windowed model; it does not combine with --stateful")
     if args.stateful and (args.explain or args.explain_only):
         parser.error("--explain shows the windowed model's shapes; it does not combine with --stateful")
     if args.resume:
@@ -296,7 +311,7 @@ def run_sine_command(args, parser):
             return run_sine_stateful(settings, out=out, plot=not args.no_plot, checkpoint=args.checkpoint,
                                      checkpoint_every=args.checkpoint_every, resume=args.resume,
                                      stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, workers=args.workers)
         except ValueError as exc:
             parser.error(str(exc))
     if not args.explain_only:
@@ -305,7 +320,8 @@ def run_sine_command(args, parser):
         return run_sine(settings, out=args.out, plot=not args.no_plot, explain=args.explain,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         stop_at=args.stop_at, quiet=args.quiet, impl=args.impl,
-                        explain_only=args.explain_only, overwrite=args.overwrite)
+                        explain_only=args.explain_only, overwrite=args.overwrite, workers=args.workers,
+                        rollout=args.rollout)
     except ValueError as exc:  # a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -318,8 +334,8 @@ _CHARS_RUN_FLAGS = ("lstm_size", "lstm_layers", "n_seqs", "n_steps", "keep_prob"
 
 def add_chars_flags(p):
     d = CharSettings()
-    p.epilog = (f"Without --text it trains on this project's README.md and derivations/*.md. The real thing: "
-                f"{ANNA_HELP}, then 'python demo.py chars --text anna.txt --minutes 10'. Nothing is downloaded.")
+    p.epilog = (f"Without --text it trains on this project's README.md, docs/*.md and derivations/*.md. "
+                f"The real thing: {ANNA_HELP}, then 'python demo.py chars --text anna.txt --minutes 10'. Nothing is downloaded.")
     g = p.add_argument_group("data")
     g.add_argument("--text", type=_existing_file, metavar="FILE",
                    help="UTF-8 text to learn; its last 10%% is the validation set (default: the project's own "
@@ -348,6 +364,7 @@ def add_chars_flags(p):
     g.add_argument("--seed", type=_int(0), help=f"seeds the initial weights, dropout and the sample (default {d.seed})")
     g.add_argument("--dtype", choices=("float32", "float64"), help=f"precision (default {d.dtype})")
     _add_impl_flag(g)
+    _add_workers_flag(g)
     g.add_argument("--eval-every", type=_int(1), default=500, metavar="STEPS",
                    help="steps between validation losses (default 500)")
     g = p.add_argument_group("output")
@@ -397,7 +414,7 @@ def run_chars_command(args, parser):
         return run_chars(settings, text_path=args.text, out=out, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, plot=not args.no_plot,
                          sample_length=args.sample_length, quiet=args.quiet, impl=args.impl,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, workers=args.workers)
     except ValueError as exc:  # a text too short for one batch, a checkpoint that does not fit ...
         parser.error(str(exc))
 
@@ -428,7 +445,7 @@ def run_sample_command(args, parser):
 
 
 def add_inside_flags(p):
-    p.epilog = ("What to look for: README.md, 'Inside the LSTM'. Without --checkpoint it trains the default sine "
+    p.epilog = ("What to look for: docs/inside.md, 'Inside the LSTM'. Without --checkpoint it trains the default sine "
                 "model first (as 'python demo.py sine') and keeps it in DIR/inside.npz.")
     p.add_argument("--checkpoint", type=_existing_file, metavar="FILE",
                    help="draw this sine-demo checkpoint (python demo.py sine --checkpoint FILE) instead of "
@@ -437,6 +454,9 @@ def add_inside_flags(p):
                    help="which test window to show, 0..999 (default 500: near a trough of the curve)")
     p.add_argument("--out", type=_path, default="runs/sine", metavar="DIR", help="folder for inside.png (default runs/sine)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DIR/inside.png (and DIR/inside.npz)")
+    p.add_argument("--rollout", type=_int(1), metavar="K",
+                   help="also forecast K steps free-running (the model's own predictions fed back) from every test "
+                        "window; print the error 1, 10, 100 and K steps ahead; draw DIR/rollout.png")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
 
 
@@ -446,7 +466,7 @@ def run_inside_command(args, parser):
     _check_writable(parser, "--out", args.out, folder=True)
     try:
         return run_inside(checkpoint=args.checkpoint, out=args.out, window=args.window, overwrite=args.overwrite,
-                          quiet=args.quiet)
+                          quiet=args.quiet, rollout=args.rollout)
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -471,7 +491,7 @@ def add_adding_flags(p):
     d = AddingSettings()
     p.epilog = ("Le, Jaitly & Hinton 2015's variant: values uniform in [0, 1], target the sum of the two marked "
                 "values; always predicting 1 scores 1/6 ~ 0.167. Run it once per cell: DIR/adding.png draws every "
-                "DIR/<cell>.npz. See README.md, 'The adding problem'.")
+                "DIR/<cell>.npz. See docs/inside.md, 'The adding problem'.")
     g = _add_adding_model_flags(p, d)
     add_cell_flag(g, d.cell)
     g.add_argument("--minutes", type=_float_in(0.0, math.inf, what="a number > 0"), metavar="M",
@@ -530,7 +550,7 @@ def add_gradients_flags(p):
     d = AddingSettings()
     p.epilog = ("The trained weights are those of 'python demo.py adding' (DIR/lstm.npz, DIR/rnn.npz under "
                 "--from) when present; otherwise each cell is trained here for --train-steps steps on the adding "
-                "problem. Derivation: derivations/11_why_lstm.md. See README.md, 'Gradient flow'.")
+                "problem. Derivation: derivations/11_why_lstm.md. See docs/inside.md, 'Gradient flow'.")
     _add_adding_model_flags(p, d)
     g = p.add_argument_group("measurement and output")
     g.add_argument("--batch", type=_int(1), default=256, metavar="N",
@@ -563,7 +583,7 @@ def run_gradients_command(args, parser):
 
 def add_cells_flags(p):
     p.epilog = ("Train a model first, e.g. 'python demo.py chars --text anna.txt --minutes 10'. The page needs no "
-                "network. See README.md, 'What the char-RNN's cells learned'.")
+                "network. See docs/inside.md, 'What the char-RNN's cells learned'.")
     p.add_argument("--checkpoint", type=_existing_file, required=True, metavar="FILE",
                    help="a checkpoint of 'demo.py chars' (e.g. runs/chars/chars.npz)")
     p.add_argument("--text", type=_existing_file, required=True, metavar="FILE",
@@ -705,6 +725,10 @@ COMMANDS = {
     "adding": ("the adding problem: long memory, LSTM against a plain tanh RNN", add_adding_flags,
                run_adding_command),
     "cells": ("an HTML page of what a 'chars' model's cells track in its text", add_cells_flags, run_cells_command),
+    "task": ("train one cell on a long-memory task of the LSTM papers (adding, copying, Reber, ...)",
+             tasks_demo.add_task_flags, lambda args, parser: tasks_demo.run_task_command(args, parser, _check_writable)),
+    "tasks": ("list the long-memory tasks of 'demo.py task', one line each", tasks_demo.add_tasks_flags,
+              tasks_demo.run_tasks_command),
     "variants": ("the variant lab: every LSTM variant, GRU and RNN, same budget, ranked on memory tasks",
                  add_variants_flags, run_variants_command),
 }

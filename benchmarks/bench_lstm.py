@@ -35,6 +35,7 @@ installed. The markdown table at the end is in the README's format.
     python benchmarks/bench_lstm.py                        # the full table, ~4 minutes
     python benchmarks/bench_lstm.py --quick                # seconds
     python benchmarks/bench_lstm.py --configs C --threads 1 --impls fast,torch
+    python benchmarks/bench_lstm.py --configs B,C,char --threads 2 --impls dp,fast,plain,torch --rounds 4
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ CONFIGS = {
 }
 VOCAB = 77  # distinct characters in anna.txt
 IMPLS = ("fast", "textbook", "torch")
-EXTRA_IMPLS = ("plain",)  # on request: fast layer by layer, pipeline and wavefront off, for comparison
+EXTRA_IMPLS = ("plain", "dp")  # on request: fast layer by layer, pipeline and wavefront off, for comparison;
+# dp: numpylstm/parallel.py, data parallel over --threads worker processes (one BLAS thread each)
 MARKS = {"pipelined": " *", "wavefront": " \u2020"}  # how a numpylstm row ran, in the table
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -152,6 +154,18 @@ def load_into_torch(params, lstm, linear):
     linear.load_state_dict({k: torch.from_numpy(v) for k, v in linear_sd.items()})
 
 
+def dp_step(info, dtype, workers):
+    """numpylstm's step on ``workers`` processes (numpylstm/parallel.py). Returns (step, engine)."""
+    from numpylstm.parallel import DataParallel
+
+    model, x, y = make_problem(info, dtype)
+    engine = DataParallel(model, workers=workers)
+
+    def step():
+        engine.loss_and_grads(x, y)
+    return step, engine
+
+
 def torch_step(info, dtype):
     """The equivalent PyTorch step, with numpylstm's initial weights copied in."""
     import torch
@@ -192,18 +206,20 @@ def gemm_step(dtype, n):
 
 def time_steps(step, seconds, warmup_seconds):
     """Warm up for ``warmup_seconds`` (at least 2 calls), then time consecutive calls for ``seconds`` (at least
-    3). Returns the list of per-call seconds."""
+    3). Returns the list of per-call seconds; ``time_steps.cpu`` holds the process's CPU seconds per call."""
     t_end = time.perf_counter() + warmup_seconds
     for k in range(10**9):
         step()
         if k >= 1 and time.perf_counter() >= t_end:
             break
-    times = []
+    times, cpu = [], []
     t_end = time.perf_counter() + seconds
     while len(times) < 3 or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    time_steps.cpu = cpu  # this process's CPU seconds per step (all its threads), read by worker()
     return times
 
 
@@ -225,12 +241,20 @@ def worker(job):
         step = gemm_step(job["dtype"], job["gemm_n"])
     elif job["impl"] == "torch":
         step = torch_step(job["info"], job["dtype"])
-    mode = ""
+    mode, engine = "", None
+    if job["impl"] == "dp":
+        step, engine = dp_step(job["info"], job["dtype"], threads)
+        mode = f"{threads} processes"
     if job["impl"] in ("fast", "textbook", "plain"):
         impl = "fast" if job["impl"] == "plain" else job["impl"]
         step, mode = numpy_step(job["info"], job["dtype"], impl, job.get("loop_threads", "1"), job["impl"] == "plain")
     times = time_steps(step, job["seconds"], job["warmup_seconds"])
-    out = dict(times=times, numpy=np.__version__, mode=mode,
+    comm = None
+    if engine is not None:  # the parent's parts of a step, per step, in ms (warm-up steps included)
+        t = engine.timings
+        comm = {k: 1e3 * v / t["steps"] for k, v in t.items() if k != "steps"}
+        engine.close()
+    out = dict(times=times, cpu=time_steps.cpu, comm=comm, numpy=np.__version__, mode=mode,
                blas=[dict(api=p.get("internal_api"), version=p.get("version"), kernel=p.get("architecture"),
                           threads=p.get("num_threads"), file=Path(p.get("filepath", "")).name)
                      for p in threadpool_info()])
@@ -331,7 +355,7 @@ def main(argv=None):
           + ("; numpylstm's in-loop products on all threads (--loop-threads all)" if args.loop_threads == "all"
              else ""))
     seq = {c: args.seq_len or (20 if q and c == "C" else None) for c in names}
-    results, env_seen, modes = {}, {}, {}
+    results, env_seen, modes, comms, cpus = {}, {}, {}, {}, {}
     for th in threads:
         for c in names:
             info = config_info(c, seq[c])
@@ -342,6 +366,9 @@ def main(argv=None):
                     out = run_job(dict(impl=impl, info=info, config=c, dtype=args.dtype, threads=th,
                                        seconds=seconds, warmup_seconds=warm, loop_threads=args.loop_threads))
                     per_impl[impl].append(out["times"])
+                    cpus.setdefault((th, c, impl), []).append(statistics.median(out["cpu"]) * 1e3)
+                    if out.get("comm"):
+                        comms.setdefault((th, c), []).append(out["comm"])
                     if out.get("mode"):
                         modes[th, c, impl] = out["mode"]
                     env_seen.setdefault(impl, out)
@@ -353,6 +380,16 @@ def main(argv=None):
                               f"{results[th, c, i][2]} steps)" for i in impls)
             gf = f"  fast {flops / results[th, c, 'fast'][0] / 1e6:6.1f} GFLOP/s" if "fast" in impls else ""
             print(f"threads {th}  {c:<5} N={info['N']} T={info['T']} H={info['H']}:  {cells}{gf}", flush=True)
+            rounds_ms = "; ".join(f"{i} " + " ".join(f"{statistics.median(ts) * 1e3:.1f}" for ts in per_impl[i])
+                                  for i in impls)
+            print(f"    round medians (ms): {rounds_ms}", flush=True)
+            cpu_ms = "; ".join(f"{i} " + " ".join(f"{v:.1f}" for v in cpus[th, c, i]) for i in impls)
+            print(f"    CPU ms per step in the timing process, per round: {cpu_ms}", flush=True)
+            for comm in comms.get((th, c), []):
+                print("    dp, per step (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in comm.items())
+                      + f"; messaging = wait - compute {comm['wait'] - comm['compute']:.3f}; on an idle machine "
+                      f"~ compute_cpu + weights + inputs + reduce = "
+                      f"{comm['compute_cpu'] + comm['weights'] + comm['inputs'] + comm['reduce']:.2f}", flush=True)
         if gemm_n:
             out = run_job(dict(impl="gemm", dtype=args.dtype, threads=th, gemm_n=gemm_n, seconds=min(seconds, 1.0),
                                warmup_seconds=warm))
@@ -370,10 +407,13 @@ def main(argv=None):
     print(f"\n{args.dtype}, ms per training step (spread between rounds); ratio = numpylstm fast / PyTorch "
           f"(below 1: numpylstm is faster)\n")
     head = ["threads", "config (N, T, H, layers)"] + [dict(fast="numpylstm fast", plain="fast, layer by layer", textbook="numpylstm textbook",
-                                                           torch="PyTorch")[i] for i in impls]
+                                                           torch="PyTorch", dp="data parallel")[i] for i in impls]
     both = "fast" in impls and "torch" in impls
     if both:
         head.append("fast / PyTorch")
+    dp_both = "dp" in impls and "torch" in impls
+    if dp_both:
+        head.append("data parallel / PyTorch")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for th in threads:
@@ -385,9 +425,13 @@ def main(argv=None):
                                       + MARKS.get(modes.get((th, c, i)), "") for i in impls]
             if both:
                 row.append(f"{results[th, c, 'fast'][0] / results[th, c, 'torch'][0]:.2f}")
+            if dp_both:
+                row.append(f"{results[th, c, 'dp'][0] / results[th, c, 'torch'][0]:.2f}")
             print("| " + " | ".join(row) + " |")
     if "pipelined" in modes.values():
         print("\n\\* pipelined: the big products on a second thread beside the time loops (numpylstm/pipeline.py)")
+    if "dp" in impls:
+        print("\ndata parallel: numpylstm/parallel.py, one worker process per thread, each with one BLAS thread")
     if "wavefront" in modes.values():
         print("\n\u2020 wavefront: all layers in one time loop (numpylstm/wavefront.py)")
     if gemm_n:

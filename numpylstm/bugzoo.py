@@ -16,6 +16,7 @@ own code (tests hold each copy to textbook's source but for the marked lines). t
 from __future__ import annotations
 
 import sys
+import textwrap
 import types
 from dataclasses import dataclass
 from typing import Callable
@@ -50,11 +51,12 @@ def backward_no_tanh_derivative(dh_t, dc_next, step_cache):
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -70,17 +72,18 @@ def backward_no_tanh_derivative(dh_t, dc_next, step_cache):
 
 def backward_cell_gradient_dropped(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = np.zeros_like(c_prev)  # BUG: (B7) dc_{t-1} = dc_t f_t not carried to step t-1
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -96,17 +99,18 @@ def backward_cell_gradient_dropped(dh_t, dc_next, step_cache):
 
 def backward_sigmoid_twice(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * sigmoid(i) * (1 - sigmoid(i))  # BUG: (B8) sigma'(z) = sigma(z)(1 - sigma(z)) at z = i = sigma(a)
     daf = df * sigmoid(f) * (1 - sigmoid(f))  # BUG: ... and at z = f: sigmoid applied twice
     dao = do_ * sigmoid(o) * (1 - sigmoid(o))  # BUG: ... and at z = o
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -122,17 +126,18 @@ def backward_sigmoid_twice(dh_t, dc_next, step_cache):
 
 def backward_sigmoid_at_preactivation(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
-    dai = di * logit(i) * (1 - logit(i))  # BUG: (B8) y (1 - y) evaluated at the pre-activation a = logit(i)
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
+    dai = di * logit(i) * (1 - logit(i))  # BUG: (B8) i (1 - i) evaluated at the pre-activation a = logit(i)
     daf = df * logit(f) * (1 - logit(f))  # BUG: ... and at a^f (the cache holds f = sigma(a^f), not a^f)
     dao = do_ * logit(o) * (1 - logit(o))  # BUG: ... and at a^o
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -148,17 +153,18 @@ def backward_sigmoid_at_preactivation(dh_t, dc_next, step_cache):
 
 def backward_forget_uses_c_t(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * (f * c_prev + i * g)  # BUG: (B5) with c_t = f_t c_{t-1} + i_t g_t instead of c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -174,12 +180,13 @@ def backward_forget_uses_c_t(dh_t, dc_next, step_cache):
 
 def backward_gates_swapped(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
@@ -200,17 +207,18 @@ def backward_gates_swapped(dh_t, dc_next, step_cache):
 
 def backward_wrong_bias_block(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = np.concatenate([dai, dai, dag, dao], axis=1).sum(axis=0)  # BUG: (B14) the forget bias gets da^i
@@ -226,17 +234,18 @@ def backward_wrong_bias_block(dh_t, dc_next, step_cache):
 
 def backward_dh_not_carried(dh_t, dc_next, step_cache):
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = np.zeros_like(h_prev)  # BUG: (B10) dh_{t-1} = da_t Wh^T not sent back: dh_next stays 0
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -261,7 +270,9 @@ def lstm_backward_averaged_over_time(dhs, cache, dhT=None, dcT=None):
     dx = None if x_0.ndim == 1 else np.zeros((N, T, Wx.shape[0]), Wh.dtype)
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wh.shape[1], Wh.dtype)
     for t in reversed(range(T)):
-        dh_t = dhs[:, t] + dh_next  # (B1) dh_t = dhs_t + dh_t (via step t+1)
+        dh_t = dhs[:, t] + dh_next  # (B1) dh_t = dhs_t + da_{t+1} Wh^T, the second term held in dh_next
+        # the step returns dh_prev, dc_prev: what step t sends back to step t-1. In the next iteration, at step
+        # t-1, that is what came from the next step, so the same arrays are called dh_next, dc_next here.
         dx_t, dh_next, dc_next, dWx_t, dWh_t, db_t = lstm_step_backward(dh_t, dc_next, cache[t])
         if dx is not None:
             dx[:, t] = dx_t
@@ -289,8 +300,9 @@ BUGS = (
     Bug("sigmoid twice", "sigma'(z) = sigma(z)(1 - sigma(z)) evaluated at the gate's output sigma(a) instead of "
         "at its pre-activation a (the derivative is i (1 - i), not sigma(i)(1 - sigma(i)))",
         backward_step=backward_sigmoid_twice),
-    Bug("sigma' at a", "sigma' applied to the pre-activation: the output's formula y (1 - y) evaluated at a "
-        "instead of sigma(a)(1 - sigma(a)) = i (1 - i)", backward_step=backward_sigmoid_at_preactivation),
+    Bug("sigma' at a", "sigma' applied to the pre-activation: the formula in terms of the output, i (1 - i) "
+        "for i = sigma(a), evaluated at a: a (1 - a) instead of i (1 - i)",
+        backward_step=backward_sigmoid_at_preactivation),
     Bug("averaged over T", "gradients averaged over time steps while the loss sums them: dW = (1/T) sum_t "
         "instead of sum_t", backward=lstm_backward_averaged_over_time),
     Bug("wrong bias block", "the wrong bias block for a gate: the forget gate's bias gradient taken from the "
@@ -383,20 +395,27 @@ def main(argv=None, stream=None) -> int:
     results, start = run()
     (_, _, correct_worst, _, correct_loss), rows = results[0], results[1:]
     correct_ok = correct_worst < LAYER_TOL
-    say(f"bug zoo: each classic LSTM backward bug against the gradient check (one layer, N=2 T=3 D=4 H=3, (G3) "
-        f"and (G2)) and a {STEPS}-step training run (delayed recall, H=8, Adam)")
-    say(f"columns: worst relative error per gate block of dWx, dWh, db; caught if one exceeds {CAUGHT:g}; "
-        f"training loss (mean of the last 20 steps; {start:.4f} at step 1, ~0.5 for always predicting 0)")
+    # Every line fits 100 characters, a Markdown page's code block at GitHub's column width (chapter 8 pastes it).
+    say("bug zoo: each classic LSTM backward bug against the gradient check (one layer, N=2 T=3 D=4 H=3,")
+    say(f"(G3) and (G2)) and a {STEPS}-step training run (delayed recall, H=8, Adam)")
+    say(f"columns: worst relative error per gate block of dWx, dWh, db; caught if one exceeds {CAUGHT:g};")
+    say(f"training loss (mean of the last 20 steps; {start:.4f} at step 1, ~0.5 for always predicting 0)")
     say()
-    say(f"{'code':<18}{'i':>9}{'f':>9}{'g':>9}{'o':>9}  {'caught':<7}{'loss':>8}  where it is known from")
+    say(f"{'code':<18}{'i':>9}{'f':>9}{'g':>9}{'o':>9}  {'caught':<7}{'loss':>8}")
     for bug, gates, worst, caught, final in results:
         mark = "-" if bug is CORRECT else ("yes" if caught and correct_ok else "NO")
         errs = "".join(f"{e:>9.1e}" for e in gates)
-        say(f"{bug.name:<18}{errs}  {mark:<7}{final:>8.4f}  {bug.known_from}")
+        say(f"{bug.name:<18}{errs}  {mark:<7}{final:>8.4f}")
+    say()
+    say("where each is known from:")
+    for bug, *_ in results:
+        for k, line in enumerate(textwrap.wrap(bug.known_from, 100 - 20)):
+            say(f"  {bug.name if k == 0 else '':<18}{line}")
     say()
     verdict = "below" if correct_ok else "NOT below"
     say(f"correct code: worst error over every array {correct_worst:.1e}, {verdict} the layer tolerance "
-        f"{LAYER_TOL:g}; its training loss {correct_loss:.4f}")
+        f"{LAYER_TOL:g};")
+    say(f"its training loss {correct_loss:.4f}")
     caught = sum(c for _, _, _, c, _ in rows) if correct_ok else 0
     say(f"caught: {caught} of {len(rows)} bugs")
     return 0 if caught == len(rows) else 1

@@ -57,23 +57,25 @@ def lstm_step_backward(dh_t, dc_next, step_cache):
     """One timestep back: (B2)-(B14) for step t.
 
     dh_t (N, H): the whole gradient reaching h_t, (B1) already summed (from above plus from step t+1).
-    dc_next (N, H): the gradient reaching c_t from step t+1, (B7) of step t+1 (or dcT at t = T); the (B2)
-        line adds the part that comes through h_t, giving dc_t, the whole gradient of c_t.
+    dc_next (N, H): a gradient of c_t, not of c_{t+1}: the part that reaches c_t from the next step, t+1,
+        which is dc_{t+1} f_{t+1} ((B7) of step t+1; dcT at t = T). The (B2) line adds the part that comes
+        through h_t, giving dc_t, the whole gradient of c_t.
     Returns dx_t (N, D) (None for token ids), dh_prev (N, H) and dc_prev (N, H) (what step t sends to step
     t-1), and this step's terms of dWx (D, 4H), dWh (H, 4H), db (4H,).
     """
     x_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tanh_c = step_cache
-    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_next (from step t+1) + dh_t o_t (1 - tanh^2 c_t)
+    dc_t = dc_next + dh_t * o * (1 - tanh_c**2)  # (B2) dc_t = dc_{t+1} f_{t+1} (= dc_next) + dh_t o_t (1 - tanh^2 c_t)
     do_ = dh_t * tanh_c  # (B3) do_t = dh_t tanh(c_t)
     di = dc_t * g  # (B4) di_t = dc_t g_t
     df = dc_t * c_prev  # (B5) df_t = dc_t c_{t-1}
     dg = dc_t * i  # (B6) dg_t = dc_t i_t
     dc_prev = dc_t * f  # (B7) dc_{t-1} (via step t) = dc_t f_t
+    # sigmoid' for the gates i, f, o first, then tanh' for g: da below puts the blocks back in the forward's order
     dai = di * i * (1 - i)  # (B8) sigmoid'(a) = i (1 - i)
     daf = df * f * (1 - f)  # (B8)
     dao = do_ * o * (1 - o)  # (B8)
     dag = dg * (1 - g**2)  # (B9) tanh'(a) = 1 - g^2
-    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H) in the order i, f, g, o
+    da = np.concatenate([dai, daf, dag, dao], axis=1)  # da_t, (N, 4H): blocks i, f, g, o as (F1) sliced a_t
     dh_prev = da @ Wh.T  # (B10) dh_{t-1} (via step t) = da_t Wh^T
     dWh = h_prev.T @ da  # (B13) this step's term h_{t-1}^T da_t
     db = da.sum(axis=0)  # (B14) this step's term
@@ -126,7 +128,9 @@ def lstm_backward(dhs, cache, dhT=None, dcT=None):
     dx = None if x_0.ndim == 1 else np.zeros((N, T, Wx.shape[0]), Wh.dtype)
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wh.shape[1], Wh.dtype)
     for t in reversed(range(T)):
-        dh_t = dhs[:, t] + dh_next  # (B1) dh_t = dhs_t + dh_t (via step t+1)
+        dh_t = dhs[:, t] + dh_next  # (B1) dh_t = dhs_t + da_{t+1} Wh^T, the second term held in dh_next
+        # the step returns dh_prev, dc_prev: what step t sends back to step t-1. In the next iteration, at step
+        # t-1, that is what came from the next step, so the same arrays are called dh_next, dc_next here.
         dx_t, dh_next, dc_next, dWx_t, dWh_t, db_t = lstm_step_backward(dh_t, dc_next, cache[t])
         if dx is not None:
             dx[:, t] = dx_t

@@ -494,13 +494,16 @@ class Trainer:
             (the terminal was closed, the disk is full) turns the progress off; the training goes on.
         outputs: a ``numpylstm._files.Outputs``: every checkpoint is written by its rule (a file that changed
             hands during the run is not replaced; the checkpoint goes beside it). None: ``save_checkpoint``'s.
+        engine: computes the training steps' ``loss_and_grads`` in place of the model (same arguments and
+            results), e.g. ``numpylstm.parallel.DataParallel(model)``: data parallel over processes. None: the
+            model itself. Evaluation and checkpoints always use the model.
     """
 
     def __init__(self, model, optimizer, batches, total_steps, *, schedule=None, clip_norm=5.0, stateful=False,
                  reset_state=None, eval_fn=None, eval_every=0, checkpoint_path=None, checkpoint_every=0,
                  interrupt_path=None, user=None, extra=None, progress=None, divergence_factor=100.0,
-                 divergence_steps=20, outputs=None):
-        self.model, self.optimizer = model, optimizer
+                 divergence_steps=20, outputs=None, engine=None):
+        self.model, self.optimizer, self.engine = model, optimizer, engine
         if not callable(batches) and not hasattr(batches, "__next__"):
             raise ValueError("batches must be a callable batches(step) -> (x, y) or an iterator of (x, y)")
         self.batches = batches
@@ -668,7 +671,8 @@ class Trainer:
                         if self.stateful and self.reset_state is not None and self.reset_state(step):
                             self.state = None
                         state = self.state if self.stateful else None
-                        loss, grads, new_state = model.loss_and_grads(x, y, state=state, train=True)
+                        step_fn = model.loss_and_grads if self.engine is None else self.engine.loss_and_grads
+                        loss, grads, new_state = step_fn(x, y, state=state, train=True)
                         if not math.isfinite(loss):
                             raise self._diverged(step, "loss", loss, lr)
                         self._above = self._above + 1 if self._over_bound(loss) else 0

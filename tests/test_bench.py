@@ -97,3 +97,14 @@ def test_torch_chars_bad_text_is_one_line(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "torch_chars.py"), "--text", str(tmp_path / "missing.txt")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "--text" in out.stderr
+
+
+def test_bench_data_parallel_row_and_its_parts():
+    """The dp implementation (numpylstm/parallel.py) runs in its own process too and prints what the parent
+    spends on a step."""
+    out = _bench("--configs", "A", "--impls", "dp,plain", "--threads", "2", "--seconds", "0.02",
+                 "--warmup-seconds", "0", "--seq-len", "3", "--gemm-n", "0")
+    assert out.returncode == 0, out.stderr
+    assert "dp, per step (ms): weights" in out.stdout and "reduce" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| 2 |")]
+    assert len(rows) == 1 and len(rows[0].strip("|").split("|")) == 4  # threads, config, dp, plain

@@ -58,6 +58,9 @@ AGREED = (
     + [f"P{k}" for k in range(1, 8)]  # 12_the_lstm_family.md: the peephole LSTM (numpylstm/cells/peephole.py)
     + [f"Y{k}" for k in range(1, 17)]  # 12_the_lstm_family.md: Greff's variants (numpylstm/cells/<name>.py)
     + ["K1", "K2"]  # 08_gradient_checking.md 8.5: localising a wrong gradient (numpylstm/exercises/diagnose.py)
+    + ["Q1", "Q2", "Q3"]  # 10_making_it_fast.md 10.15: the gradient as a sum over the batch (numpylstm/parallel.py)
+    + [f"M{k}" for k in range(1, 10)]  # 13_memory_tasks.md: baselines, continual stream (numpylstm/demos/tasks.py)
+    + ["W1"]  # 05_head_losses.md: the free-running forecast (numpylstm/demos/rollout.py)
 )
 
 
@@ -213,13 +216,13 @@ def test_tag_placement_check_can_fail():
 
 
 def test_chapters_02_03_10_define_their_labels():
-    """Each label lives in its chapter: the forward pass in 02, the backward pass in 03; 10 defines none
-    (it restates the equalities it uses, untagged)."""
+    """Each label lives in its chapter: the forward pass in 02, the backward pass in 03; 10 defines only the
+    data-parallel equalities of 10.15, Q1-Q3 (it restates the others it uses, untagged)."""
     text = {n: (DERIV / n).read_text(encoding="utf-8") for n in ("02_forward.md", "03_backward.md")}
     labels = lambda name: sorted(TAG_RE.findall(text[name]), key=_label_key)  # noqa: E731
     assert labels("02_forward.md") == ["E1"] + [f"F{k}" for k in range(1, 6)]
     assert labels("03_backward.md") == [f"B{k}" for k in range(1, 15)] + ["E2"]
-    assert TAG_RE.findall((DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")) == []
+    assert TAG_RE.findall((DERIV / "10_making_it_fast.md").read_text(encoding="utf-8")) == ["Q1", "Q2", "Q3"]
 
 
 # ------------------------------------------------------------------------------------------ docstrings

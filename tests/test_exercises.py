@@ -105,20 +105,33 @@ def test_each_reference_solution_passes_its_check(ex, tmp_path):
     assert any(line.startswith(("gradient check", "three steps", "a norm below")) for line in report.lines)
 
 
+def _tag_line(label, chapter="03_backward.md"):
+    """The line of derivations/<chapter> that defines ``label`` (computed, so editing the chapter moves it)."""
+    lines = (Path(__file__).resolve().parents[1] / "derivations" / chapter).read_text(encoding="utf-8").splitlines()
+    return next(k for k, line in enumerate(lines, 1) if f"\\tag{{{label}}}" in line)
+
+
+def _solution_line(code):
+    """The line of the reference solution file that holds ``code``."""
+    lines = solution_file_text(BY_NAME["lstm_step_backward"]).splitlines()
+    return next(k for k, line in enumerate(lines, 1) if code in line)
+
+
 def test_blank_lines_point_to_the_chapter():
     body = exercise_body(textbook.lstm_step_backward)
-    assert "raise NotImplementedError('blank 3 of 16: (B4) di = ...  [derivations/03_backward.md line 109]')" in body
+    assert (f"raise NotImplementedError('blank 3 of 16: (B4) di = ...  [derivations/03_backward.md line "
+            f"{_tag_line('B4')}]')") in body
     assert "da = np.concatenate([dai, daf, dag, dao], axis=1)" in body  # unlabelled plumbing stays
 
 
 BROKEN = {  # replacement in textbook's lstm_step_backward -> the start of the one-line message
-    "syntax error": (("do_ = dh_t * tanh_c", "do_ = dh_t * (tanh_c"), "line 15: SyntaxError"),
+    "syntax error": (("do_ = dh_t * tanh_c", "do_ = dh_t * (tanh_c"), "line {do_}: SyntaxError"),
     "wrong signature": (("def lstm_step_backward(dh_t, dc_next, step_cache)", "def lstm_step_backward(dh_t, cache)"),
                         "wrong signature: lstm_step_backward(dh_t, cache) cannot be called as"),
     "wrong shape": (("db = da.sum(axis=0)", "db = da.sum(axis=1)"), "shapes: db has shape (2,), expected (8,)"),
     "NaN": (("do_ = dh_t * tanh_c", "do_ = dh_t * tanh_c / 0"), "dx_t, dh_prev, dWx, dWh, db contain NaN or inf"),
     "raises": (("do_ = dh_t * tanh_c", "do_ = dh_t * tanhc"),
-               "your lstm_step_backward raised NameError at line 15: name 'tanhc' is not defined"),
+               "your lstm_step_backward raised NameError at line {do_}: name 'tanhc' is not defined"),
     "returns too few": (("return dx_t, dh_prev, dc_prev, dWx, dWh, db", "return dx_t, dh_prev"),
                         "lstm_step_backward must return 6 values"),
     "import fails": (("import numpy as np", "import numpy as np\nimport no_such_module_here"),
@@ -136,6 +149,7 @@ def test_broken_files_get_one_line(case, tmp_path):
     report = check_file("lstm_step_backward", path)
     assert not report.ok
     assert len(report.lines) == 1 and "Traceback" not in report.text, report.text
+    start = start.replace("{do_}", str(_solution_line("do_ = dh_t * tanh_c")))
     assert start in report.lines[0], report.lines[0]
 
 
@@ -152,7 +166,7 @@ def test_a_wrong_backward_step_names_its_suspects_and_the_zoo_bug(tmp_path):
     path.write_text(text)
     report = check_file("lstm_step_backward", path)
     assert not report.ok and report.suspects == ["B5"] and report.published == "df uses c_t"
-    assert "suspect equations: (B5) derivations/03_backward.md line 113" in report.text
+    assert f"suspect equations: (B5) derivations/03_backward.md line {_tag_line('B5')}" in report.text
     assert "WRONG dWx" in report.text and "per gate block i 0, f " in report.text
 
 

@@ -1,4 +1,4 @@
-"""Math in derivations/*.md and README.md must render the same on GitHub as in any MathJax renderer.
+"""Math in derivations/*.md, docs/*.md and README.md must render the same on GitHub as in any MathJax renderer.
 
 GitHub applies Markdown's backslash escapes *inside* ``$...$`` and ``$$...$$`` before MathJax sees the
 TeX: ``\\,`` becomes a visible comma, ``\\{ \\}`` lose their backslash (the braces vanish), ``\\\\`` becomes one
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = sorted((ROOT / "derivations").glob("*.md")) + [ROOT / "README.md"]
+FILES = sorted((ROOT / "derivations").glob("*.md")) + sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 # CommonMark: "Any ASCII punctuation character may be backslash-escaped."
 ASCII_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")

@@ -186,8 +186,10 @@ def test_cells_page_is_self_contained_and_says_what_it_computed(tmp_path):
     ck = str(tmp_path / "c" / "chars.npz")
     status, lines, _ = run(["cells", "--checkpoint", ck, "--text", str(path), "--length", "150", "--top", "2"])
     assert status == 0 and lines[-1] == f"page: {tmp_path / 'c' / 'cells.html'}"
+    html_text = (tmp_path / "c" / "cells.html").read_text(encoding="utf-8")
+    assert str(tmp_path) not in html_text and "chars.npz" in html_text  # file names, never the user's folders
     page = Page()
-    page.feed((tmp_path / "c" / "cells.html").read_text(encoding="utf-8"))
+    page.feed(html_text)
     # self-contained: no external script, style sheet, image or frame; nothing with a network address
     for tag, attrs in page.tags:
         assert "src" not in attrs and not (tag == "link"), (tag, attrs)

@@ -149,7 +149,7 @@ def plot_adding(out, outputs=None) -> Path | None:
     runs = [(c, out / f"{c}.npz") for c in CELLS if (out / f"{c}.npz").is_file()]
     if not runs:
         return None
-    fig, ax = _figure(8.0, 4.5)
+    fig, ax = _figure(8.0, 5.0)
     others = iter(["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000",
                    "#c49c94"])  # one for each of the other cells, none the target line's green
     colours = {"lstm": "#1f77b4", "rnn": "#d62728"}
@@ -168,7 +168,7 @@ def plot_adding(out, outputs=None) -> Path | None:
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("test MSE (1,000 fresh sequences)")
     ax.set_title("the adding problem (Le, Jaitly & Hinton 2015 variant)")
-    ax.legend(loc="lower left", fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=9)  # below the axes: never over a curve
     return _save(fig, out / "adding.png", outputs=outputs)
 
 

@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     from .._cli import Parser
 
     parser = Parser(prog="python -m numpylstm.demos.baselines", description=main.__doc__)
-    parser.add_argument("--text", help="UTF-8 text file (default: the project's README.md and derivations)")
+    parser.add_argument("--text", help="UTF-8 text file (default: the project's README.md, docs and derivations)")
     parser.add_argument("--orders", type=_orders, default=3, metavar="N",
                         help="also print n-gram models of order 4 .. N (default 3: unigram, bigram, trigram only)")
     args = parser.parse_args(argv)

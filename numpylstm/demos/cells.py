@@ -247,8 +247,10 @@ def _run(checkpoint, text_path, page, length, offset, per_property, stream, outp
     states = cell_states(model, ids[begin:begin + len(passage)])
     corr = correlations(states, text_properties(passage))
     rows = top_cells(corr, per_property)
-    info = (f"{model.num_layers} x {model.hidden_size} LSTM from {checkpoint} (step {ck.step}); "
-            f"{len(passage):,} characters of the validation text (the last {s.val_fraction:.0%} of {text_path}) "
+    # file names only: the page is made to be shown, and a folder path would show the user's machine
+    info = (f"{model.num_layers} x {model.hidden_size} LSTM from {Path(checkpoint).name} (step {ck.step}); "
+            f"{len(passage):,} characters of the validation text (the last {s.val_fraction:.0%} of "
+            f"{Path(text_path).name}) "
             f"from the first paragraph after offset {offset}, state from zeros" + ("" if same else
                                                           "; NOTE: not the text this model was trained on"))
     try:

@@ -29,6 +29,7 @@ from ..optim import Adam
 from .baselines import baselines, format_baselines
 from .sine import cell_title
 from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
+from ..parallel import training_on
 from ..train import (Progress, SaveOnStop, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
 from .sine import plot_failed
@@ -45,8 +46,8 @@ class CharSettings:
     """Everything that determines a char-RNN run (stored in its checkpoints).
 
     Defaults: Udacity's 2 layers, Adam and global-norm clip 5, sized by measurement for 10 minutes on two
-    CPU cores (an earlier session's machine, OpenBLAS Haswell kernel, one BLAS thread; the README gives the
-    latest figures: 30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
+    CPU cores (OpenBLAS Haswell kernel, one BLAS thread; docs/chars.md gives the figures of the 10-minute run:
+    30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
     float64); ``demo.py chars`` lets BLAS use all cores, so that on two or more the model runs pipelined
     (``numpylstm/pipeline.py``: a second thread for the big products beside the time loops):
     - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 59k, 192: 29k, 256: 18k chars/s);
@@ -111,15 +112,15 @@ class CharSettings:
 
 
 def default_text() -> tuple[str, str]:
-    """(text, description): the project's README.md and derivations/*.md, present in every checkout."""
+    """(text, description): the project's README.md, docs/*.md and derivations/*.md, present in every checkout."""
     root = Path(__file__).resolve().parents[2]
-    files = [root / "README.md"] + sorted((root / "derivations").glob("*.md"))
+    files = [root / "README.md"] + sorted((root / "docs").glob("*.md")) + sorted((root / "derivations").glob("*.md"))
     files = [f for f in files if f.is_file()]
     if not files:
         raise ValueError(f"no --text given and no README.md or derivations/*.md found under {root} (an installed "
                          f"package has none): pass --text FILE, e.g. {ANNA_HELP}")
     return ("\n\n".join(f.read_text(encoding="utf-8") for f in files),
-            f"the project's README.md and derivations/*.md ({len(files)} Markdown files)")
+            f"the project's README.md, docs/*.md and derivations/*.md ({len(files)} Markdown files)")
 
 
 def read_text(path) -> str:
@@ -225,10 +226,12 @@ def settings_from_checkpoint(path) -> tuple[CharSettings, dict]:
 
 def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None, eval_every=500,
               checkpoint_every=1000, plot=True, prime="Far", sample_length=500, quiet=False, stream=None,
-              impl="fast", overwrite=False) -> int:
+              impl="fast", overwrite=False, workers=None) -> int:
     """Train the char-RNN; print progress, a sample and finally ``val loss: <value> nats/char``.
 
     impl: the layer code, "fast" or "textbook" (same numbers, slower; a run setting, not stored as one).
+    workers: train on that many processes (``numpylstm/parallel.py``; same numbers up to rounding; a run
+    setting); None: in this process.
     Exit status 0 on success, 1 if training diverged or the plot could not be written, 128 + N after signal N
     (Ctrl-C: 130), after saving -- also while plotting or sampling. Raises ValueError for unusable input (text
     too short for one batch, a checkpoint that does not fit, DIR/chars.npz or DIR/loss.png taken: the rule of
@@ -237,11 +240,11 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
     with Outputs("demo.py chars") as outputs:
         return _run_chars(s, outputs, text_path=text_path, out=out, resume=resume, eval_every=eval_every,
                           checkpoint_every=checkpoint_every, plot=plot, prime=prime, sample_length=sample_length,
-                          quiet=quiet, stream=stream, impl=impl, overwrite=overwrite)
+                          quiet=quiet, stream=stream, impl=impl, overwrite=overwrite, workers=workers)
 
 
 def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_every, plot, prime, sample_length,
-               quiet, stream, impl, overwrite):
+               quiet, stream, impl, overwrite, workers):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     s.check()
@@ -318,7 +321,8 @@ def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_eve
         f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
     say(f"  {s.lstm_layers} x {s.lstm_size} {cell_title(s.cell)}, {model.num_params():,} parameters, {s.dtype}; batches "
         f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches"
-        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
+        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
     say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
         f"keep_prob {s.keep_prob:g}, seed {s.seed}")
@@ -337,7 +341,8 @@ def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_eve
 
     if clock is not None:
         clock.start()
-    result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
+    with training_on(trainer, workers, s.n_seqs):
+        result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
     if code is not None:
         return code
     with SaveOnStop(trainer, ckpt_path, doing="drawing the plot") as stop:

@@ -23,13 +23,14 @@ from ..rnn import rnn_forward, rnn_step_backward
 from ..textbook import lstm_forward, lstm_step_backward
 from .._files import Outputs
 from ..train import Progress, Trainer, check_memory, constant_lr, run_for_cli
-from .adding import AddingSettings, adding_batch, settings_from_checkpoint
+from .adding import BASELINE, TEST_SIZE, AddingSettings, adding_batch, settings_from_checkpoint
 
 CELLS = ("lstm", "rnn")  # the two cells this picture compares (gradient_norms walks their step functions)
 
 __all__ = ["gradient_norms", "run_gradients"]
 
 NAMES = {"lstm": "LSTM", "rnn": "tanh RNN"}
+LEARNED = 0.01  # test MSE below which a cell has learned the adding problem (adding.py's target)
 
 
 def gradient_norms(model, x, y):
@@ -55,7 +56,7 @@ def gradient_norms(model, x, y):
     for t in reversed(range(T)):
         dh_norms[t] = np.linalg.norm(dh, axis=1).mean()
         if cell == "rnn":
-            _, dh, _, _, _ = rnn_step_backward(dh, cache[t])  # (V1): dh_{t-1} = dh_t D_t Wh^T
+            _, dh, _, _, _ = rnn_step_backward(dh, cache[t])  # (V1): dh_{t-1} = dh_t Lambda_t Wh^T, Lambda_t = diag(1 - h_t^2)
         else:
             step = cache[t]
             o, tanh_c = step[8], step[9]
@@ -121,7 +122,7 @@ def _run(s, outputs, png, source, train_steps, batch, plot, quiet, stream):
     x, y = adding_batch(batch, s.timesteps, np.random.default_rng([s.seed, 2]), np.float64)
     say(f"gradient flow: loss on step T = {s.timesteps} of the adding problem, {batch} sequences, "
         f"H = {s.lstm_size}, one layer + dense head, float64")
-    curves = {}
+    curves, learned = {}, {}
     for cell in CELLS:
         init = LSTMModel(2, s.lstm_size, 1, seed=s.seed, dtype=np.float64, cell=cell)
         curves[(cell, "at initialisation")] = gradient_norms(init, x, y)
@@ -130,6 +131,12 @@ def _run(s, outputs, png, source, train_steps, batch, plot, quiet, stream):
         if trained is None:
             return how
         say(f"  {how}")
+        mse = test_mse(trained, s)
+        say(f"  test MSE {mse:.3g} on {TEST_SIZE} fresh sequences (baseline, always predict 1: {BASELINE:.3f})")
+        if not mse < LEARNED:
+            say(f"  warning: the {NAMES[cell]} has not learned the task (test MSE {mse:.3g}, not below {LEARNED:g}): "
+                f"its 'after training' curve is that of a cell that has not learned to remember")
+        learned[cell] = mse
         curves[(cell, "after training")] = gradient_norms(trained, x, y)
         if cell == "rnn":
             for label, m in (("at initialisation", init), ("after training", trained)):
@@ -148,7 +155,7 @@ def _run(s, outputs, png, source, train_steps, batch, plot, quiet, stream):
         from .sine import plot_failed
 
         try:
-            say(f"plot: {plot_flow(png, curves, outputs)}")
+            say(f"plot: {plot_flow(png, curves, learned, outputs)}")
         except PlotsUnavailable as exc:
             say(f"plot skipped: {exc}")
         except (OSError, ValueError) as exc:
@@ -158,20 +165,44 @@ def _run(s, outputs, png, source, train_steps, batch, plot, quiet, stream):
     return status
 
 
-def plot_flow(path, curves, outputs=None):
+def test_mse(model, s: AddingSettings) -> float:
+    """The model's MSE on the adding demo's test set (TEST_SIZE fresh sequences, as ``demo.py adding`` scores)."""
+    x, y = adding_batch(TEST_SIZE, s.timesteps, np.random.default_rng([s.seed, 1]), model.dtype)
+    return float(model.evaluate(x, y)[0])
+
+
+def plot_flow(path, curves, learned=None, outputs=None):
+    """Two panels, each on its own log scale: the LSTM's ||dh_t|| and ||dc_t||, and the RNN's ||dh_t||, where
+    a gradient that underflows float64 to exactly 0 is marked at the bottom edge."""
     from .plots import _figure, _save
 
-    fig, ax = _figure(9.0, 5.0)
-    colours = {"lstm": "#1f77b4", "rnn": "#d62728"}
+    learned = learned or {}
+    fig, ax0 = _figure(8.8, 4.6)
+    fig.clear()
+    panels = dict(zip(CELLS, fig.subplots(1, len(CELLS))))
+    styles = {"at initialisation": "--", "after training": "-"}
+    colours = {"dh": "#1f77b4", "dc": "#2ca02c", "rnn": "#d62728"}
     for (cell, when), (dh, dc) in curves.items():
+        ax = panels[cell]
         t = np.arange(1, dh.size + 1)
-        style = "-" if when == "after training" else "--"
-        ax.plot(t, dh, style, color=colours[cell], label=f"{NAMES[cell]} ||dh_t||, {when}")
+        tag = when
+        if when == "after training" and cell in learned and not learned[cell] < LEARNED:
+            tag += " (not learned)"
+        colour = colours["rnn" if cell == "rnn" else "dh"]
+        pos = dh > 0
+        ax.plot(t[pos], dh[pos], styles[when], color=colour, label=f"$\\|\\delta h_t\\|$, {tag}")
         if dc is not None:
-            ax.plot(t, dc, style, color="#2ca02c", label=f"LSTM ||dc_t||, {when}")
-    ax.set_yscale("log")
-    ax.set_xlabel("timestep t (the loss is on the last one)")
-    ax.set_ylabel("mean over the batch of ||dL/dh_t||, ||dL/dc_t||")
-    ax.set_title("how far back the gradient of a loss at step T reaches")
-    ax.legend(loc="lower right", fontsize=8)
+            ax.plot(t, dc, styles[when], color=colours["dc"], label=f"$\\|\\delta c_t\\|$, {tag}")
+        if (~pos).any():  # exactly 0: below the smallest float64, no point on a log axis
+            last = int(t[~pos].max())
+            ax.axvspan(0.5, last + 0.5, color="#d62728", alpha=0.08, lw=0)
+            ax.text(last / 2, 0.03, f"exactly 0 for t <= {last}\n(underflows float64)", transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=9, color="#a00000")
+    for cell, ax in panels.items():
+        ax.set_yscale("log")
+        ax.set_xlabel("timestep t (the loss is on the last one)", fontsize=10)
+        ax.set_title(f"{NAMES[cell]}: gradient norm at each step", fontsize=11)
+        ax.legend(loc="lower right" if cell == "rnn" else "best", fontsize=9)
+        ax.tick_params(labelsize=9)
+    panels[CELLS[0]].set_ylabel("mean over the batch of the norm", fontsize=10)
     return _save(fig, path, outputs=outputs)

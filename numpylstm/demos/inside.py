@@ -90,24 +90,28 @@ def _model(checkpoint, out, overwrite, quiet, stream, outputs):
     return model, s, f"the default sine model trained here ({result.step} steps), saved to {ckpt}", trainer
 
 
-def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False, quiet=False, stream=None) -> int:
+def run_inside(*, checkpoint=None, out="runs/sine", window=500, overwrite=False, quiet=False, stream=None,
+               rollout=None) -> int:
     """Draw DIR/inside.png (see the module docstring). The picture and a model trained here follow the file rule
-    of ``numpylstm._files`` (an existing inside.png only with ``overwrite``; written atomically)."""
+    of ``numpylstm._files`` (an existing inside.png only with ``overwrite``; written atomically). ``rollout``: K,
+    to also forecast K steps free-running (``rollout.report_rollout``, DIR/rollout.png under the same rule)."""
     with Outputs("demo.py inside") as outputs:
         png = Path(out) / "inside.png"
         outputs.claim(png, "png", overwrite=overwrite)
+        if rollout:
+            outputs.claim(Path(out) / "rollout.png", "png", overwrite=overwrite)
         model, s, how, trainer = _model(checkpoint, out, overwrite, quiet, stream, outputs)
         if model is None:
             return s
         if trainer is None:
-            return _draw(model, s, how, png, window, quiet, stream, outputs)
+            return _draw(model, s, how, png, window, quiet, stream, outputs, rollout)
         with SaveOnStop(trainer, trainer.checkpoint_path, "python demo.py inside --checkpoint {checkpoint}",
                         doing="drawing") as stop:
-            status = _draw(model, s, how, png, window, quiet, stream, outputs)
+            status = _draw(model, s, how, png, window, quiet, stream, outputs, rollout)
         return status if stop.code is None else stop.code
 
 
-def _draw(model, s, how, png, window, quiet, stream, outputs):
+def _draw(model, s, how, png, window, quiet, stream, outputs, rollout=None):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: None) if quiet else (lambda text="": print(text, file=stream, flush=True))
     data = sine_data(s.training_examples, s.testing_examples, s.sample_gap, s.timesteps, dtype=s.dtype)
@@ -135,6 +139,10 @@ def _draw(model, s, how, png, window, quiet, stream, outputs):
         from .sine import plot_failed
 
         return plot_failed(exc, None)
+    if rollout:
+        from .rollout import report_rollout
+
+        report_rollout(model, data, rollout, window=window, png=png.parent / "rollout.png", say=say, outputs=outputs)
     print(f"prediction {float(y[0, 0]):.6f}, target {float(data.test_y[window, 0]):.6f}; plot: {path}",
           file=stream, flush=True)
     return 0
@@ -153,33 +161,40 @@ def plot_inside(path, window, target, pred, layers, t_target, gap, outputs=None)
         raise PlotsUnavailable("plots need matplotlib: pip install 'numpylstm[plot]' (or matplotlib)") from exc
     L = len(layers)
     T, H = layers[0]["h"].shape[1:]
-    fig = Figure(figsize=(15, 2.6 * L + 2.8), dpi=100, layout="constrained")
+    # 8.8 in at 100 dpi = 880 px, GitHub's column: nothing is scaled down, so 9 pt text stays 12.5 px high.
+    # Each layer takes two rows of three panels: the gates i, f, o (0..1), then g, c, h (signed).
+    fig = Figure(figsize=(8.8, 2.1 * 2 * L + 2.4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(L + 1, len(PANELS), height_ratios=[1.0] * L + [1.0])
+    grid = fig.add_gridspec(2 * L + 1, 3, height_ratios=[1.0] * (2 * L) + [1.1])
     titles = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o",
               "c": "cell state c", "h": "hidden state h"}
+    order = ("i", "f", "o", "g", "c", "h")
     for l, acts in enumerate(layers):
-        for j, k in enumerate(PANELS):
-            ax = fig.add_subplot(grid[l, j])
+        for j, k in enumerate(order):
+            ax = fig.add_subplot(grid[2 * l + j // 3, j % 3])
             a = acts[k][0].T  # (H, T): units down, time across
             if k in "ifo":
                 im = ax.imshow(a, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
             else:
                 lim = 1.0 if k in "gh" else max(1.0, float(np.abs(a).max()))
                 im = ax.imshow(a, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
-            ax.set_title(f"layer {l}: {titles[k]}", fontsize=9)
-            ax.set_xlabel("timestep t", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("unit", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax = fig.add_subplot(grid[L, :])
+            bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
+            bar.ax.tick_params(labelsize=9)
+            ax.set_title(f"layer {l}: {titles[k]}", fontsize=10)
+            if j // 3 == 1:
+                ax.set_xlabel("timestep t", fontsize=9)
+            if j % 3 == 0:
+                ax.set_ylabel("unit", fontsize=9)
+            ax.tick_params(labelsize=9)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax = fig.add_subplot(grid[2 * L, :])
     ts = t_target - gap * np.arange(T, 0, -1)
     ax.plot(ts, window, "o-", color="#9ecae1", label="input window (T values of sin)")
     ax.plot([t_target], [target], "s", color="#333333", markersize=8, label=f"target {target:.4f}")
     ax.plot([t_target], [pred], "x", color="#d62728", markersize=12, mew=2, label=f"prediction {pred:.4f}")
-    ax.set_xlabel("t (the curve's abscissa)")
-    ax.set_title("the window, its next value and the model's prediction (from h_T of the top layer)", fontsize=9)
-    ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel("t (the curve's abscissa)", fontsize=9)
+    ax.set_ylabel("sin t", fontsize=9)
+    ax.tick_params(labelsize=9)
+    ax.set_title("the window, its next value and the model's prediction (from h_T of the top layer)", fontsize=10)
+    ax.legend(loc="best", fontsize=9)
     return _save(fig, path, outputs=outputs)

@@ -40,14 +40,24 @@ def _save(fig, path, dpi=100, outputs=None) -> Path:
 
 
 def plot_predictions(path, t, y_true, y_pred, title="", dpi=100, outputs=None) -> Path:
-    """Predicted vs true values over time: t (M,), y_true (M,) or (M, 1), y_pred likewise."""
-    fig, ax = _figure()
+    """Predicted vs true values over time, and below them the error: t (M,), y_true (M,) or (M, 1), y_pred likewise.
+
+    At a good model's accuracy the two curves coincide, so the lower panel (predicted - true, its own scale)
+    is where the picture says something."""
+    fig, ax = _figure(8.0, 5.0)
+    fig.clear()
+    ax, low = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     ax.plot(t, np.ravel(y_true), label="real sin", linewidth=3, color="#9ecae1")
     ax.plot(t, np.ravel(y_pred), label="predicted", linewidth=1, color="#d62728", linestyle="--")
-    ax.set_xlabel("t")
     ax.set_ylabel("value")
-    ax.set_title(title or "test range: next value predicted from the previous T values")
-    ax.legend(loc="upper right")
+    ax.set_title(title or "test range: next value predicted from the previous T values", loc="left", fontsize=11)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False, fontsize=9)  # off the curve
+    err = np.ravel(y_pred) - np.ravel(y_true)
+    low.axhline(0.0, color="#888888", linewidth=0.8)
+    low.plot(t, err, color="#2ca02c", linewidth=1)
+    low.set_xlabel("t")
+    low.set_ylabel("predicted - true")
+    low.set_title(f"the error (RMSE {float(np.sqrt(np.mean(err ** 2))):.3g})", fontsize=10)
     return _save(fig, path, dpi, outputs)
 
 

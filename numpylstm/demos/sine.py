@@ -20,6 +20,7 @@ from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from ..model import CELLS, LSTMModel
 from ..optim import Adam
+from ..parallel import training_on
 from ..train import (Progress, SaveOnStop, Trainer, format_seconds, hint_for, run_for_cli,
                     warmup_cosine)
 
@@ -195,7 +196,7 @@ def report_stop(result, total, named, say, resume_hint="--resume"):
 
 def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, checkpoint=None,
              checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None, impl="fast",
-             explain_only=False, overwrite=False) -> int:
+             explain_only=False, overwrite=False, workers=None, rollout=None) -> int:
     """Train and evaluate the sine predictor; print progress and a summary; return an exit status.
 
     The last line printed is ``test RMSE: <value>`` (whole test set, no dropout). Exit status 0 on success,
@@ -203,26 +204,31 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     saving a checkpoint: to ``checkpoint``, else to ``default_checkpoint(out)``). impl: the layer code,
     "fast" (``numpylstm/fast.py``) or "textbook" (``numpylstm/textbook.py``, same numbers, slower).
     ``explain_only``: print the settings and every tensor's shape for one batch, then stop (no training,
-    nothing written).
+    nothing written). ``rollout``: K, to also run the free-running forecast of K steps from every test window
+    (``rollout.report_rollout``: the errors printed, ``out``/rollout.png drawn).
 
     Files (``numpylstm._files``): the plots and the checkpoint are claimed before training (ValueError if one
     is taken: a user's own file, another run's checkpoint without ``overwrite``, another run writing there);
     the trained model is saved before the plots are drawn, so a failed plot costs only that plot; a signal
-    while evaluating or plotting saves it too (``SaveOnStop``).
+    while evaluating or plotting saves it too (``SaveOnStop``). ``workers``: train on that many processes (``numpylstm/parallel.py``;
+    same numbers up to rounding); None: in this process.
     """
     with Outputs("demo.py sine") as outputs:
         return _run_sine(s, outputs, out=out, plot=plot, explain=explain, checkpoint=checkpoint,
                          checkpoint_every=checkpoint_every, resume=resume, stop_at=stop_at, quiet=quiet,
-                         stream=stream, impl=impl, explain_only=explain_only, overwrite=overwrite)
+                         stream=stream, impl=impl, explain_only=explain_only, overwrite=overwrite, workers=workers,
+                         rollout=rollout)
 
 
 def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, resume, stop_at, quiet, stream,
-              impl, explain_only, overwrite):
+              impl, explain_only, overwrite, workers, rollout=None):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
     if not explain_only:
         interrupt_path = claim_outputs(outputs, out, plot, checkpoint, resume, overwrite)
+        if rollout and plot:
+            outputs.claim(out / "rollout.png", "png", regenerated=True, overwrite=overwrite)
     else:
         interrupt_path = None
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
@@ -231,7 +237,8 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
 
     say(f"sine demo: {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
         f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
-        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
+        + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
+        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
         f"decay), beta2 {s.beta2:g}, "
         f"gradient clipping at global norm {s.clip:g}")
@@ -247,7 +254,8 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
 
-    result, code = run_for_cli(trainer, resume, stop_at=stop_at)
+    with training_on(trainer, workers, s.batch_size):
+        result, code = run_for_cli(trainer, resume, stop_at=stop_at)
     if code is not None:
         return code
     report_stop(result, s.steps, checkpoint is not None, say)
@@ -259,6 +267,11 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
         say(f"trained {result.steps_run} steps in {format_seconds(result.seconds)} ({result.seconds:.1f} s, "
             f"{result.steps_per_second:.0f} steps/s); step {result.step} of {s.steps}; "
             f"training loss (mean of last {len(tail)}) {np.mean(tail) if tail else float('nan'):.3e}")
+        if rollout:
+            from .rollout import report_rollout
+
+            stop.doing = "forecasting free-running"
+            report_rollout(model, data, rollout, png=out / "rollout.png" if plot else None, say=say, outputs=outputs)
         status = finish_run(result, say, stream, out if plot else None, data.test_t, data.test_y, pred,
                             baseline=data.test_x[:, -1], outputs=outputs, stop=stop)
     return status if stop.code is None else stop.code

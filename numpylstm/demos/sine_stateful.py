@@ -24,6 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
+from ..parallel import training_on
 from .sine import SineSettings, cell_title, claim_outputs, finish_run, keep_trained, report_stop, rmse
 from .text import Windows
 from .._files import Outputs
@@ -72,17 +73,20 @@ def build_stateful(s: SineSettings, progress=None, checkpoint_path=None, checkpo
 
 def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, checkpoint=None,
                       checkpoint_every=500, resume=None, stop_at=None, quiet=False, stream=None,
-                      impl="fast", overwrite=False) -> int:
+                      impl="fast", overwrite=False, workers=None) -> int:
     """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``.
 
     impl: the layer code, "fast" or "textbook" (same numbers, slower). Files as ``sine.run_sine``.
+    workers: train on that many processes (``numpylstm/parallel.py``); None: in this process.
     """
     with Outputs("demo.py sine --stateful") as outputs:
         return _run(s, outputs, out=out, plot=plot, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                    resume=resume, stop_at=stop_at, quiet=quiet, stream=stream, impl=impl, overwrite=overwrite)
+                    resume=resume, stop_at=stop_at, quiet=quiet, stream=stream, impl=impl, overwrite=overwrite,
+                    workers=workers)
 
 
-def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at, quiet, stream, impl, overwrite):
+def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at, quiet, stream, impl, overwrite,
+         workers):
     stream = sys.stdout if stream is None else stream
     say = (lambda *a: False) if quiet else (lambda text="": print(text, file=stream, flush=True))
     out = Path(out)
@@ -91,7 +95,8 @@ def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
                                                          impl=impl, outputs=outputs)
     say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, "
-        f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else ""))
+        f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
+        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
@@ -100,7 +105,8 @@ def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
-    result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
+    with training_on(trainer, workers, s.batch_size):
+        result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
     if code is not None:
         return code
     report_stop(result, s.steps, checkpoint is not None, say, resume_hint="--stateful --resume")

@@ -4,7 +4,7 @@
 function's own ``def`` line and docstring (shapes, labels), then its body with every line that cites an
 equation label replaced by a numbered blank
 
-    raise NotImplementedError("blank 3 of 14: (B4) di = ...  [derivations/03_backward.md line 109]")
+    raise NotImplementedError("blank 3 of 14: (B4) di = ...  [derivations/03_backward.md line 113]")
 
 at the same indentation, pointing to the line of the chapter that derives it. Lines without a label (the
 cache unpacking, the loop, the return) stay, so the learner writes equations, not plumbing.

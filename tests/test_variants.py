@@ -232,3 +232,13 @@ def test_cells_the_model_does_not_know_yet_are_named():
     if missing:
         status, _, err = run(["variants", "--cells", missing[0]])
         assert status == 2 and "not available in this checkout" in err
+
+
+def test_the_labs_reber_strings_pass_the_tasks_checker():
+    """The lab's stream (its own small generator) and demo.py task's grammar agree: every string the lab draws
+    is an embedded Reber string by numpylstm/demos/tasks.py's checker, and the checker rejects a broken one."""
+    tasks = pytest.importorskip("numpylstm.demos.tasks")
+    rng = np.random.default_rng(3)
+    strings = [va.embedded_reber(rng) for _ in range(300)]
+    assert all(tasks.is_embedded_reber(s) for s in strings)
+    assert not tasks.is_embedded_reber(strings[0][:1] + ("P" if strings[0][1] == "T" else "T") + strings[0][2:])

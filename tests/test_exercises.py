@@ -4,6 +4,7 @@ Every check of a checker is shown failing on a broken input too: broken files, z
 """
 
 import inspect
+import shlex
 import io
 import subprocess
 import sys
@@ -425,3 +426,24 @@ def test_cell_exercises_pass_with_the_reference_and_catch_a_bug(name, old, new, 
     path.write_text(solution_file_text(ex).replace(old, new, 1))
     report = check_file(name, path)
     assert not report.ok and report.suspects == [label], report.text
+
+
+def test_commands_printed_for_another_folder_work_as_pasted(tmp_path, capsys, monkeypatch):
+    """``start --dir D`` prints ``check NAME --dir D`` (the check without --dir looked in exercises/ and failed),
+    the file's own docstring and ``hint``'s "more:" line carry --dir too; each printed command runs."""
+    monkeypatch.chdir(tmp_path)
+    d = "my ex"
+    assert main(["start", "rnn_step_backward", "--dir", d]) == 0
+    out = capsys.readouterr().out
+    printed = out.split("then: python -m numpylstm.exercises ")[1].split("   ")[0]
+    assert printed == "check rnn_step_backward --dir 'my ex'"
+    assert "check rnn_step_backward --dir 'my ex'" in (tmp_path / d / "rnn_step_backward.py").read_text()
+    assert main(shlex.split(printed)) == 1  # runs (the blanks are not filled yet), not a usage error
+    assert "not finished" in capsys.readouterr().out
+    assert main(["hint", "rnn_step_backward", "--dir", d]) == 0
+    more = capsys.readouterr().out.split("more: python -m numpylstm.exercises ")[1].strip()
+    assert "--dir 'my ex'" in more and main(shlex.split(more)) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # the default folder has nothing: the message names --dir
+        main(["check", "rnn_step_backward"])
+    assert e.value.code == 2 and "pass --dir FOLDER" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,15 +21,22 @@ DEFAULT_DIR = "exercises"
 BLANK_RE = re.compile(r"NotImplementedError\(['\"]blank (\d+) of")
 
 
-def exercise_text(ex) -> str:
+def dir_flag(folder) -> str:
+    """`` --dir FOLDER`` for the commands printed to the learner, or nothing for the default folder."""
+    folder = str(folder)
+    return "" if folder.rstrip("/") == DEFAULT_DIR else f" --dir {shlex.quote(folder)}"
+
+
+def exercise_text(ex, folder=DEFAULT_DIR) -> str:
     """The file ``start`` writes: a module docstring, the imports, the reference's def with numbered blanks."""
     n = len(bl.blanks(ex.reference))
+    d = dir_flag(folder)
     doc = (f'"""Exercise: {ex.name} -- {ex.title}, {ex.labels} of {ex.chapter}.\n\n'
            f"Replace each of the {n} numbered blanks (raise NotImplementedError(...)) by the line it names;\n"
            "each points to the line of the chapter that derives it. Then:\n\n"
-           f"    python -m numpylstm.exercises check {ex.name}   -- shapes, values, gradient check, suspects\n"
-           f"    python -m numpylstm.exercises hint {ex.name}    -- --level 1, 2, 3: label, chapter, formula\n"
-           "    python -m pytest exercises/   -- the same checker, from pytest\n"
+           f"    python -m numpylstm.exercises check {ex.name}{d}   -- shapes, values, gradient check, suspects\n"
+           f"    python -m numpylstm.exercises hint {ex.name}{d}    -- --level 1, 2, 3: label, chapter, formula\n"
+           f"    python -m pytest {str(folder).rstrip('/')}/   -- the same checker, from pytest\n"
            '"""\n\n')
     return doc + ex.imports + "\n\n" + bl.exercise_body(ex.reference)
 
@@ -92,7 +100,7 @@ def cmd_start(args, parser):
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as fh:  # "x": never replaces a file that appeared meanwhile
-            fh.write(exercise_text(ex))
+            fh.write(exercise_text(ex, folder))
         if not test.exists():
             with open(test, "x", encoding="utf-8") as fh:
                 fh.write(test_text(ex))
@@ -101,7 +109,8 @@ def cmd_start(args, parser):
         return 1
     n = len(bl.blanks(ex.reference))
     print(f"wrote {path} ({n} blanks) and {test}")
-    print(f"fill the blanks, then: python -m numpylstm.exercises check {ex.name}   (or: python -m pytest {folder}/)")
+    print(f"fill the blanks, then: python -m numpylstm.exercises check {ex.name}{dir_flag(folder)}   "
+          f"(or: python -m pytest {folder}/)")
     return 0
 
 
@@ -117,7 +126,8 @@ def _targets(args, parser):
         ex = _exercise(parser, args.target)
         path = Path(args.dir) / f"{ex.name}.py"
         if not path.is_file():
-            _usage(parser, f"argument NAME: no file {path}; run: python -m numpylstm.exercises start {ex.name}")
+            _usage(parser, f"argument NAME: no file {path} (started in another folder? pass --dir FOLDER or the "
+                           f"file's path); to start it: python -m numpylstm.exercises start {ex.name}{dir_flag(args.dir)}")
         return [(ex, path)]
     path = Path(args.target)
     if not path.is_file():
@@ -170,7 +180,7 @@ def cmd_hint(args, parser):
         print(f"level 3, the formula: {b.comment}" if b.comment else "level 3, the formula:")
         print(f"    {b.code}")
     elif args.level < 3:
-        print(f"more: python -m numpylstm.exercises hint {ex.name} --blank {k} --level {args.level + 1}")
+        print(f"more: python -m numpylstm.exercises hint {ex.name}{dir_flag(args.dir)} --blank {k} --level {args.level + 1}")
     return 0
 
 

@@ -50,32 +50,13 @@ from numpylstm.demos.chars import ANNA_HELP, CharSettings, run_chars, run_sample
 from numpylstm.demos.chars import settings_from_checkpoint as chars_settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine import SineSettings, run_sine, settings_from_checkpoint  # noqa: E402
 from numpylstm.demos.sine_stateful import run_sine_stateful  # noqa: E402
-from numpylstm._cli import run_cli  # noqa: E402
+from numpylstm._cli import Parser, run_cli  # noqa: E402
+from numpylstm._cli import int_at_least as _int  # noqa: E402
 from numpylstm.demos import tasks as tasks_demo  # noqa: E402
 from numpylstm.model import CELLS  # noqa: E402
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line on stderr (exit status 2)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 # --------------------------------------------------------------------------- flag types
-
-
-def _int(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _float_in(low, high, low_open=True, what=""):

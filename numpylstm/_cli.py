@@ -50,6 +50,7 @@ Exit statuses: 0 done; 1 the work failed (diverged, a file could not be written)
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 import sys
@@ -130,6 +131,7 @@ class safe_streams:
         return False
 
 
+@functools.cache
 def _parser_class():
     import argparse
 
@@ -144,8 +146,25 @@ def _parser_class():
 
 def __getattr__(name):  # ``from numpylstm._cli import Parser`` without importing argparse for every command
     if name == "Parser":
-        return _parser_class()
+        return _parser_class()  # one class, made on first use
     raise AttributeError(name)
+
+
+def int_at_least(minimum):
+    """An argparse ``type``: an integer >= minimum, else a one-line usage error saying which."""
+
+    def parse(text):
+        import argparse
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def say_error(text) -> None:

@@ -39,6 +39,7 @@ from .. import _checks as chk
 from ..checkpoint import check_replaceable, read_checkpoint
 from ..model import LSTMModel
 from ..optim import Adam
+from .._cli import int_at_least
 from ..train import Progress, Trainer, check_memory, constant_lr, format_seconds, run_for_cli
 from .adding import adding_batch
 
@@ -955,21 +956,6 @@ _RUN_FLAGS = ("timesteps", "cell", "lstm_size", "batch_size", "lr", "clip", "for
               "eval_every", "test_size", "seed", "dtype")
 
 
-def _arg_int(minimum):
-    import argparse
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def _arg_float(positive=True):
     import argparse
 
@@ -1002,25 +988,25 @@ def add_task_flags(p):
     p.add_argument("name", metavar="NAME", choices=tuple(TASKS), help="the task: " + ", ".join(TASKS))
     g = p.add_argument_group("the task and the model")
     g.add_argument("--cell", choices=cell_names(), help="the recurrent layer (default lstm)")
-    g.add_argument("--timesteps", type=_arg_int(1), metavar="T",
+    g.add_argument("--timesteps", type=int_at_least(1), metavar="T",
                    help="the paper's T: minimal length (1997 tasks), blanks (copying), truncated-BPTT window "
                         "(reber-continual); not for reber")
-    g.add_argument("--lstm-size", type=_arg_int(1), metavar="H", help="hidden units H")
-    g.add_argument("--batch-size", type=_arg_int(1), metavar="N",
+    g.add_argument("--lstm-size", type=int_at_least(1), metavar="H", help="hidden units H")
+    g.add_argument("--batch-size", type=int_at_least(1), metavar="N",
                    help="sequences per training step (streams for reber-continual)")
     g.add_argument("--lr", type=_arg_float(), help="learning rate of Adam, constant")
     g.add_argument("--clip", type=_arg_float(), metavar="NORM", help="clip gradients to this global L2 norm")
     g.add_argument("--forget-bias", type=_arg_float(positive=False), metavar="B",
                    help="added to the forget gates' bias at initialisation (default 5 for the 1997 tasks, "
                         "1 otherwise; cells without a forget gate ignore it)")
-    g.add_argument("--seed", type=_arg_int(0), help="seeds the weights and the data (default 0)")
+    g.add_argument("--seed", type=int_at_least(0), help="seeds the weights and the data (default 0)")
     g.add_argument("--dtype", choices=("float32", "float64"), help="precision (default float32)")
     g = p.add_argument_group("budget and evaluation")
     g.add_argument("--minutes", type=_arg_float(), metavar="M", help="training budget in minutes of wall time")
-    g.add_argument("--steps", type=_arg_int(1), metavar="STEPS",
+    g.add_argument("--steps", type=int_at_least(1), metavar="STEPS",
                    help="stop after this many training steps even if minutes remain (default: no limit)")
-    g.add_argument("--eval-every", type=_arg_int(1), metavar="STEPS", help="steps between test evaluations")
-    g.add_argument("--test-size", type=_arg_int(1), metavar="K",
+    g.add_argument("--eval-every", type=int_at_least(1), metavar="STEPS", help="steps between test evaluations")
+    g.add_argument("--test-size", type=int_at_least(1), metavar="K",
                    help="test sequences (strings for reber; symbols of the test stream for reber-continual)")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR",

@@ -3,13 +3,11 @@ interop, the engines that run the stack, and the demos' --cell flag."""
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
 
-import demo
+from demo_cli import run_demo
 from numpylstm import LSTMModel, cells, engines, params_from_torch, params_to_torch
 from numpylstm.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from numpylstm.gradcheck import MODEL_TOL, check_model
@@ -227,14 +225,7 @@ def test_gru_model_equals_torch_gru_and_linear():
 
 
 # ------------------------------------------------------------------------------------------ demos
-def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            status = demo.main(argv)
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-    return status, out.getvalue().splitlines(), err.getvalue()
+run = run_demo  # tests/demo_cli.py
 
 
 TINY_SINE = ["--steps", "6", "--lstm-size", "4", "--timesteps", "5", "--batch-size", "8", "--warmup", "2",

@@ -1,12 +1,10 @@
 """The sine model's free-running forecast: ``demo.py --rollout K`` and ``demo.py inside --rollout K``."""
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
 
-import demo
+from demo_cli import run_demo
 from numpylstm.demos.data import sine_data
 from numpylstm.demos.rollout import horizon_rmse, rollout, sine_truth
 from numpylstm.model import LSTMModel
@@ -14,14 +12,7 @@ from numpylstm.model import LSTMModel
 TINY = ["--steps", "20", "--lstm-size", "4", "--timesteps", "6", "--batch-size", "16", "--warmup", "2"]
 
 
-def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            status = demo.main(argv)
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-    return status, out.getvalue().splitlines(), err.getvalue()
+run = run_demo  # tests/demo_cli.py
 
 
 def test_rollout_feeds_back_its_own_predictions_and_nothing_else():

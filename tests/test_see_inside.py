@@ -1,16 +1,14 @@
 """demo.py inside / gradients / adding / cells, end to end at tiny sizes, and the pieces they are built on."""
 
 import base64
-import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 
-import demo
+from demo_cli import run_demo
 from numpylstm.demos import adding as ad
 from numpylstm.demos import cells as ce
 from numpylstm.demos.gradients import gradient_norms
@@ -18,14 +16,7 @@ from numpylstm.demos.inside import layer_activations
 from numpylstm.model import LSTMModel
 
 
-def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            status = demo.main(argv)
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-    return status, out.getvalue().splitlines(), err.getvalue()
+run = run_demo  # tests/demo_cli.py
 
 
 # ------------------------------------------------------------------------------------------ adding

@@ -2,26 +2,17 @@
 paper's definition, each baseline formula against samples, the Reber grammar checker against invalid strings,
 and tiny end-to-end runs of ``demo.py task`` / ``demo.py tasks``."""
 
-import io
 import math
 import re
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
 
-import demo
+from demo_cli import run_demo
 from numpylstm.demos import tasks as tk
 
 
-def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            status = demo.main(argv)
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-    return status, out.getvalue().splitlines(), err.getvalue()
+run = run_demo  # tests/demo_cli.py
 
 
 LAST = re.compile(r"test (MSE|nats/step|accuracy): (\S+) \(baseline (\S+); solved: (yes|no) by the paper's criterion\)")

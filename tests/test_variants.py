@@ -1,15 +1,13 @@
 """demo.py variants (the variant lab) end to end at tiny sizes, its Reber stream, its table and its safety rules."""
 
-import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-import demo
+from demo_cli import run_demo
 from numpylstm.demos import variants as va
 
 # ------------------------------------------------------------------------------------------ the Reber stream
@@ -121,13 +119,7 @@ def tiny(monkeypatch):
 
 
 def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            status = demo.main(argv)
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-    return status, out.getvalue(), err.getvalue()
+    return run_demo(argv, lines=False)  # tests/demo_cli.py
 
 
 LAB = ["variants", "--cells", "lstm", "rnn", "--seeds", "1", "--steps", "4", "--jobs", "1"]

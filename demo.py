@@ -173,11 +173,18 @@ def _add_impl_flag(group):
                             "resumes with the other")
 
 
+def _workers(text):
+    """--workers: "auto" or an integer >= 1."""
+    return "auto" if text == "auto" else _int(1)(text)
+
+
 def _add_workers_flag(group):
-    group.add_argument("--workers", type=_int(1), default=None, metavar="K",
+    group.add_argument("--workers", type=_workers, default="auto", metavar="K",
                        help="train on K processes, each computing the gradient of a block of the batch's rows "
                             "(data parallel, numpylstm/parallel.py; docs/parallel.md): the same numbers up to "
-                            "rounding. Default: one process. A run setting, not part of the model")
+                            "rounding. Default auto: every core when a training step is big enough to gain "
+                            "(the char-RNN), one process otherwise (the sine model); 1: one process. A run "
+                            "setting, not part of the model")
 
 
 def add_sine_flags(p):

@@ -61,9 +61,9 @@ CONFIGS = {
 }
 VOCAB = 77  # distinct characters in anna.txt
 IMPLS = ("fast", "textbook", "torch")
-EXTRA_IMPLS = ("plain", "dp")  # on request: fast layer by layer, pipeline and wavefront off, for comparison;
+EXTRA_IMPLS = ("plain", "dp")  # on request: fast layer by layer, the wavefront off, for comparison;
 # dp: numpylstm/parallel.py, data parallel over --threads worker processes (one BLAS thread each)
-MARKS = {"pipelined": " *", "wavefront": " \u2020"}  # how a numpylstm row ran, in the table
+MARKS = {"wavefront": " \u2020"}  # how a numpylstm row ran, in the table
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -120,10 +120,10 @@ def make_problem(info, dtype, seed=0):
 
 
 def numpy_step(info, dtype, impl, loop_threads="1", plain=False):
-    """numpylstm's step, and how it runs: "pipelined" (a second thread for the big products), "wavefront" (all
-    layers in one time loop) or "" (layer by layer).
+    """numpylstm's step in this process, and how it runs: "wavefront" (all layers in one time loop) or "" (layer
+    by layer).
 
-    plain: the "plain" implementation, fast.py layer by layer (LSTMModel(pipeline=False, wavefront=False))."""
+    plain: the "plain" implementation, fast.py layer by layer (LSTMModel(wavefront=False))."""
     import numpy as np
 
     from numpylstm import fast
@@ -133,14 +133,13 @@ def numpy_step(info, dtype, impl, loop_threads="1", plain=False):
     model, x, y = make_problem(info, dtype)
     model.impl = impl
     if plain:
-        model.pipeline = model.wavefront = False
+        model.wavefront = False
 
     def step():
         model.loss_and_grads(x, y)
     T, N = info["T"], info["N"]
-    piped = model._pipelined(T, N)
     xt = np.zeros((T, N), int) if info["onehot"] else np.zeros((T, N, info["D"]), dtype)
-    return step, "pipelined" if piped else "wavefront" if model._wave(xt, None, piped) else ""
+    return step, "wavefront" if model._wave(xt, None) else ""
 
 
 def load_into_torch(params, lstm, linear):
@@ -309,7 +308,8 @@ def main(argv=None):
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
     ap.add_argument("--impls", default=",".join(IMPLS),
                     help="comma-separated subset of " + ",".join(IMPLS + EXTRA_IMPLS) + " (plain: fast layer by "
-                         "layer, without the pipeline's second thread or the wavefront)")
+                         "layer, without the wavefront; dp: fast on --threads worker processes, "
+                         "numpylstm/parallel.py)")
     ap.add_argument("--threads", default=None,
                     help=f"comma-separated thread counts (default: 1,{os.cpu_count()}; --quick: 1)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -428,8 +428,6 @@ def main(argv=None):
             if dp_both:
                 row.append(f"{results[th, c, 'dp'][0] / results[th, c, 'torch'][0]:.2f}")
             print("| " + " | ".join(row) + " |")
-    if "pipelined" in modes.values():
-        print("\n\\* pipelined: the big products on a second thread beside the time loops (numpylstm/pipeline.py)")
     if "dp" in impls:
         print("\ndata parallel: numpylstm/parallel.py, one worker process per thread, each with one BLAS thread")
     if "wavefront" in modes.values():

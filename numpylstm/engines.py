@@ -2,21 +2,21 @@
 
 ``LSTMModel`` (``numpylstm/model.py``) is the model of derivations/04_stacking_dropout.md and
 05_head_losses.md: a stack of cells (S1, S2), dropout on each layer's output (D1, D2), a dense head (H1-H4),
-a loss. Read it first. It asks ``choose`` once per pass how its stack runs, and gets one of four engines:
+a loss. Read it first. It asks ``choose`` once per pass how its stack runs, and gets one of three engines:
 
 - ``CellLayers``: layer after layer, each layer the cell's step-by-step code (``numpylstm/cells/``: for the
   LSTM ``textbook.py``, for the RNN ``rnn.py``, the GRU ``gru.py``, the peephole LSTM and its variants). Every
   cell runs this way; the standard LSTM does when ``impl="textbook"``.
 - ``FastLayers``: layer after layer, each layer ``fast.lstm_forward_tm`` / ``lstm_backward_tm``, the faster
   twin of textbook.py (chapter 10). The standard LSTM with ``impl="fast"`` (the default).
-- ``Pipelined``: ``pipeline.py``, the whole stack chunk by chunk with the big products on a second thread
-  (section 10.13), when ``pipeline.worth_it`` (or ``pipeline=True``).
 - ``Wavefront``: ``wavefront.py``, all layers in one time loop (section 10.14), when ``wavefront.worth_it``
   (or ``wavefront=True``), for float input without dropout masks in the pass.
 
-The last three apply only to the standard LSTM ("lstm") with ``impl="fast"``; every other cell ignores
-``impl`` and runs ``CellLayers``. All four give the same numbers up to rounding (tests/test_pipeline.py,
-test_wavefront.py, test_model.py hold them equal).
+The last two apply only to the standard LSTM ("lstm") with ``impl="fast"``; every other cell ignores
+``impl`` and runs ``CellLayers``. All three give the same numbers up to rounding (tests/test_wavefront.py,
+test_model.py and test_model_cells.py hold them equal). Two or more cores are used by running the whole model
+in several processes, each on a block of the batch (``numpylstm/parallel.py``, section 10.15), not by an
+engine here.
 
 A layer engine (``whole_stack = False``) has ``layer_forward(l, inp, h0, c0) -> (hs, (hT, cT), cache)`` and
 ``layer_backward(l, dhs, cache, dhT, need_dx) -> (dx, dh0, dc0, dparams)``, time-major (inp (T, N, D) or
@@ -31,28 +31,20 @@ calling one model never write into each other's buffers.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 
-from . import fast, pipeline, wavefront
+from . import fast, wavefront
 from .fast import Workspace
 
 LSTM_KEYS = ("Wx", "Wh", "b")  # the standard LSTM's parameters in each layer, the order the fast engines take them
 
 
 class Scratch:
-    """One thread's buffers for the fast engines: a Workspace per layer, per (layer, chunk) of the pipelined
-    passes, and one for the wavefront."""
+    """One thread's buffers for the fast engines: a Workspace per layer, and one for the wavefront."""
 
     def __init__(self, num_layers):
         self.layers = [Workspace() for _ in range(num_layers)]
-        self.chunks = {}  # (layer, chunk) -> Workspace
         self.wave = Workspace()
-
-    def chunk_works(self, num_layers, T):
-        K = len(pipeline.chunk_bounds(T))
-        return [[self.chunks.setdefault((l, k), Workspace()) for k in range(K)] for l in range(num_layers)]
 
 
 def fast_applies(model) -> bool:
@@ -60,16 +52,9 @@ def fast_applies(model) -> bool:
     return model.cell == "lstm" and model.impl == "fast"
 
 
-def pipelined(model, T, N) -> bool:
-    """Whether a pass over T steps of N sequences runs pipelined (see LSTMModel's ``pipeline`` argument)."""
-    if model.pipeline is False or not fast_applies(model) or model.num_layers < 2 or T < 2:
-        return False
-    return model.pipeline is True or pipeline.worth_it(model.num_layers, T, N, model.hidden_size)
-
-
-def wave(model, xt, masks, piped) -> bool:
+def wave(model, xt, masks) -> bool:
     """Whether a pass runs as a wavefront (see LSTMModel's ``wavefront`` argument); xt time-major."""
-    if (model.wavefront is False or piped or masks is not None or xt.ndim != 3 or not fast_applies(model)
+    if (model.wavefront is False or masks is not None or xt.ndim != 3 or not fast_applies(model)
             or model.num_layers < 2):
         return False
     return model.wavefront is True or wavefront.worth_it(model.num_layers, xt.shape[1], model.hidden_size)
@@ -78,13 +63,9 @@ def wave(model, xt, masks, piped) -> bool:
 def choose(model, xt, masks, scratch):
     """The engine for one pass of ``model`` over xt (T, N, D) floats or (T, N) ids, time-major, with dropout
     masks (a list of L (T, N, H) arrays) or None; scratch: the calling thread's ``Scratch``."""
-    T, N = xt.shape[:2]
     if not fast_applies(model):
         return CellLayers(model)
-    piped = pipelined(model, T, N)
-    if piped:
-        return Pipelined(model, scratch, T)
-    if wave(model, xt, masks, piped):
+    if wave(model, xt, masks):
         return Wavefront(model, scratch)
     return FastLayers(model, scratch)
 
@@ -101,9 +82,6 @@ class CellLayers:
     def __init__(self, model):
         self.model, self.cell = model, model.cell_type
         self.keys = tuple(self.cell.param_shapes(1, 1))
-
-    def context(self):
-        return nullcontext()
 
     def layer_forward(self, l, inp, h0, c0):
         self.steps = inp.shape[:2]  # (T, N), for a backward pass that gets no dhs
@@ -128,9 +106,6 @@ class FastLayers:
     def __init__(self, model, scratch):
         self.model, self.works = model, scratch.layers
 
-    def context(self):
-        return nullcontext()
-
     def layer_forward(self, l, inp, h0, c0):
         Wx, Wh, b = _layer_params(self.model, l, LSTM_KEYS).values()
         return fast.lstm_forward_tm(inp, h0, c0, Wx, Wh, b, work=self.works[l])
@@ -141,36 +116,8 @@ class FastLayers:
 
 
 def _stack(model):
-    """[(Wx, Wh, b)] per layer: how pipeline.py and wavefront.py take the LSTM stack's weights."""
+    """[(Wx, Wh, b)] per layer: how wavefront.py takes the LSTM stack's weights."""
     return [tuple(_layer_params(model, l, LSTM_KEYS).values()) for l in range(model.num_layers)]
-
-
-class Pipelined:
-    """The standard LSTM stack by pipeline.py: chunk by chunk, the big products on a second thread."""
-
-    whole_stack = True
-
-    def __init__(self, model, scratch, T):
-        self.model, self.works = model, scratch.chunk_works(model.num_layers, T)
-
-    def context(self):
-        return pipeline.two_threads()  # the thread settings of a pipelined pass, for all of it (head included)
-
-    def stack_forward(self, xt, state, masks, backward=False, head_chunk=None):
-        """-> (top, finals [(hT, cT)] per layer, caches); top: the top layer's output after dropout, (T, N, H) for
-        head "all", its last chunk for head "last" (top[-1] is h_T), or, with head_chunk, head_chunk's results."""
-        outs, finals, caches = pipeline.stack_forward(_stack(self.model), xt, state, masks, self.works, backward,
-                                                      head_chunk)
-        if head_chunk is None:
-            outs = np.concatenate(outs) if self.model.head == "all" else outs[-1]
-        return outs, finals, caches
-
-    def stack_backward(self, caches, dtop, dlast, masks, input_grads):
-        """-> (dx or None, [(dh0, dc0)] per layer, [dparams] per layer)."""
-        if masks is not None and dlast is not None:
-            dlast = dlast * masks[-1][-1]  # (D2) at the last step, the only one with a gradient
-        dx, states, grads = pipeline.stack_backward(caches, dtop, dlast, masks, input_grads, self.works)
-        return dx, [(dh, dc) for dc, dh in states], [dict(zip(LSTM_KEYS, g)) for g in grads]
 
 
 class Wavefront:
@@ -181,13 +128,12 @@ class Wavefront:
     def __init__(self, model, scratch):
         self.model, self.work = model, scratch.wave
 
-    def context(self):
-        return nullcontext()
-
-    def stack_forward(self, xt, state, masks, backward=False, head_chunk=None):
+    def stack_forward(self, xt, state, masks):
+        """-> (top: the top layer's output (T, N, H), finals [(hT, cT)] per layer, cache); masks is None."""
         top, finals, cache = wavefront.stack_forward(_stack(self.model), xt, state, self.work)
         return top, finals, cache
 
     def stack_backward(self, cache, dtop, dlast, masks, input_grads):
+        """-> (dx or None, [(dh0, dc0)] per layer, [dparams] per layer)."""
         dx, states, grads = wavefront.stack_backward(cache, dtop, dlast, self.work, input_grads)
         return dx, [(dh, dc) for dc, dh in states], [dict(zip(LSTM_KEYS, g)) for g in grads]

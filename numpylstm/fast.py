@@ -9,7 +9,8 @@ contiguous slices, weight gradients as one GEMM after the loop, reused buffers (
 input as a row gather whose gradient is a GEMM. ``derivations/10_making_it_fast.md`` walks from textbook.py
 to this file one transformation at a time, each stated as an equality. The parts of the pair that are not in
 a time loop are functions of their own (``lstm_input_tm``, ``recurrent_blocks``, ``lstm_backward_factors_tm``,
-``lstm_input_grad_tm``, ``lstm_weight_grads_tm``), so that ``pipeline.py`` can run them on a second thread.
+``lstm_input_grad_tm``, ``lstm_weight_grads_tm``), each one of chapter 10's transformations under its own
+name, so that the pair's two loops read short.
 
 Derivation of the equations themselves: ``derivations/02_forward.md`` (labels F1-F5, E1) and
 ``derivations/03_backward.md`` (labels B1-B14, E2). The comment on each line that computes a number says
@@ -238,7 +239,7 @@ def lstm_input_tm(x, Wx, b, work=None):
     """The input part of (F1) for all T steps at once, pre-scaled for the one tanh: (x_t Wx + b) s, (T, N, 4H).
 
     x (T, N, D) floats or (T, N) token ids; Wx (D, 4H); b (4H,). It does not depend on the recurrence, so
-    ``lstm_forward_tm`` computes it before its loop (and ``pipeline.py`` on the other core). The result is
+    ``lstm_forward_tm`` computes it before its loop. The result is
     the ``gates`` buffer of ``work`` when one is given: the loop turns it into the gate activations in place.
     """
     T, N = x.shape[:2]
@@ -271,21 +272,19 @@ def recurrent_blocks(Wh):
 
     h_{t-1} (Wh s) is, block of columns by block of columns, h_{t-1} (Wh s)[:, cols]: the same numbers; see
     ``_column_blocks`` for why it pays (one block, all of Wh s, when 4H is small). ``lstm_forward_tm`` makes
-    them once per call; ``pipeline.py`` once per layer for all of its chunks.
+    them once per call.
     """
     H = Wh.shape[0]
     Whs = Wh * _gate_scale(H, Wh.dtype)  # Wh s: scaled like Wx and b (in lstm_input_tm)
     return [(c, np.ascontiguousarray(Whs[:, c])) for c in _column_blocks(4 * H)]
 
 
-def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None, blocks=None):
+def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None):
     """Time-major forward pass of one LSTM layer (no validation; see ``lstm_forward``).
 
     x (T, N, D) floats, or (T, N) integer token ids (one-hot input done as a row gather of Wx, (E1));
     h0, c0 (N, H) or None for zeros; Wx (D, 4H); Wh (H, 4H); b (4H,).
     work: an optional ``Workspace`` whose buffers hold the results (and are reused by its next call).
-    pre: ``lstm_input_tm(x, Wx, b)`` when it has been computed already (it becomes the gates array); None: computed here.
-    blocks: ``recurrent_blocks(Wh)`` when already made; None: made here.
     Returns hs (T, N, H), (hT, cT) each (N, H), cache. Derivation: derivations/02_forward.md.
     """
     with _layer_blas_threads(x, Wx, Wh):  # a small layer: all its products on one BLAS thread
@@ -294,8 +293,8 @@ def lstm_forward_tm(x, h0, c0, Wx, Wh, b, work=None, pre=None, blocks=None):
         H = Wh.shape[0]
         dt = Wh.dtype
         s_rows, shift_rows, _ = _gate_rows(H, N, dt)
-        gates = lstm_input_tm(x, Wx, b, work) if pre is None else pre  # (F1) input part, all T: (x_t Wx + b) s
-        blocks = recurrent_blocks(Wh) if blocks is None else blocks  # Wh s by column blocks, for (F1)'s h_{t-1} Wh s
+        gates = lstm_input_tm(x, Wx, b, work)  # (F1) input part, all T: (x_t Wx + b) s
+        blocks = recurrent_blocks(Wh)  # Wh s by column blocks, for (F1)'s h_{t-1} Wh s
         hs = new("hs", (T + 1, N, H), dt)
         cs = new("cs", (T + 1, N, H), dt)
         # hs[k] holds h_k and cs[k] holds c_k, k = 0..T. The loop index t (0-based) is the derivation's step t+1,
@@ -329,7 +328,7 @@ def lstm_backward_factors_tm(cache: LSTMCache, work=None):
 
     dA (T, N, 4H): each block of da_t without its dc_t or dh_t factor (the loop multiplies that in, in place);
     dtanhc (T, N, H): o_t (1 - tanh^2 c_t), the factor of (B2)'s second term. ``lstm_backward_tm`` computes
-    them before its loop (``pipeline.py``: on the other core, during the forward pass). Both live in ``work``.
+    them before its loop. Both live in ``work``.
     """
     with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):
         new = _fresh if work is None else work.buffer
@@ -361,18 +360,13 @@ def lstm_backward_factors_tm(cache: LSTMCache, work=None):
         return dA, dtanhc
 
 
-def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None, weight_grads=True,
-                     factors=None, WhT=None):
+def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, work=None):
     """Time-major BPTT through one layer (no validation; see ``lstm_backward``).
 
     dhs (T, N, H) upstream gradient into every h_t, or None when nothing flows in from above (a head that
     reads only h_T passes its gradient as dhT instead); dhT, dcT (N, H) into the final state, or None.
     Returns dx (T, N, D) (None for token-id input or need_dx=False), dh0, dc0 (N, H), dWx (D, 4H),
     dWh (H, 4H), db (4H,); dx lives in ``work`` when one is given. Derivation: derivations/03_backward.md.
-    weight_grads=False: return dx, dh0, dc0, dA instead, dA (T, N, 4H) holding da_t for every t, and leave
-    (B12)-(B14) to a later ``lstm_weight_grads_tm(cache, dA)`` (``pipeline.py`` runs those on the other core).
-    factors: ``lstm_backward_factors_tm(cache, work)`` when it has been computed already; None: computed here.
-    WhT: ``np.ascontiguousarray(Wh.T)`` when already made; None: made here.
     """
     with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):  # a small layer: all its products on one BLAS thread
         new = _fresh if work is None else work.buffer
@@ -381,8 +375,8 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
         H = H4 // 4
         dt = gates.dtype
         f = gates[:, :, H : 2 * H]  # (T, N, H) view of the forget gate, for (B7)
-        dA, dtanhc = lstm_backward_factors_tm(cache, work) if factors is None else factors
-        WhT = np.ascontiguousarray(Wh.T) if WhT is None else WhT  # Wh^T, contiguous, for the GEMM of (B10) in the loop
+        dA, dtanhc = lstm_backward_factors_tm(cache, work)  # the factors known before the loop, all T
+        WhT = np.ascontiguousarray(Wh.T)  # Wh^T, contiguous, for the GEMM of (B10) in the loop
         dA_ifg = dA[:, :, : 3 * H].reshape(T, N, 3, H)  # a view with the i, f, g blocks on their own axis
         # dh, dc: the gradients carried from one iteration to the next (into h_t, c_t through step t+1);
         # at t = T they start as dhT, dcT (copied: the loop writes into them).
@@ -407,8 +401,6 @@ def lstm_backward_tm(dhs, cache: LSTMCache, dhT=None, dcT=None, need_dx=True, wo
                 np.multiply(dc, f[t], out=dc)  # (B7) dc_{t-1} (via step t) = dc_t f_t; in place, so dc_b follows (see above)
                 np.matmul(dA[t], WhT, out=dh)  # (B10) dh_{t-1} (via step t) = da_t Wh^T
         dx = lstm_input_grad_tm(cache, dA, work) if x.ndim == 3 and need_dx else None  # (B11), all t
-        if not weight_grads:
-            return dx, dh, dc, dA
         return (dx, dh, dc, *lstm_weight_grads_tm(cache, dA, work))
 
 
@@ -429,7 +421,7 @@ def lstm_input_grad_tm(cache: LSTMCache, dA, work=None):
 def lstm_weight_grads_tm(cache: LSTMCache, dA, work=None):
     """The weight gradients (B12)-(B14) of one layer from da_t of every step: dWx (D, 4H), dWh (H, 4H), db (4H,).
 
-    cache from ``lstm_forward_tm``; dA (T, N, 4H) from ``lstm_backward_tm(..., weight_grads=False)``. Each is
+    cache from ``lstm_forward_tm``; dA (T, N, 4H), da_t of every step, from ``lstm_backward_tm``'s loop. Each is
     a sum over all T steps, so it is computed after the loop as one GEMM over T*N rows.
     """
     with _layer_blas_threads(cache.x, cache.Wx, cache.Wh):

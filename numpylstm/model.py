@@ -11,7 +11,8 @@ L1-L4). Read top to bottom, a training step (``loss_and_grads``) is:
 Each layer is a cell of ``numpylstm/cells/`` (``cell="lstm"`` by default; "rnn", "gru", "peephole" and
 Greff's variants). How the stack runs is chosen in one place, ``numpylstm/engines.py``: the cells'
 step-by-step code, or for the standard LSTM with ``impl="fast"`` (the default) the equal and faster
-``fast.py`` (F1-F5, B1-B14), ``pipeline.py`` or ``wavefront.py``.
+``fast.py`` (F1-F5, B1-B14) or, for a small stack, ``wavefront.py``. Training on two or more cores runs this
+model in several processes, each on a block of the batch: ``numpylstm/parallel.py``.
 
 TF-1 words -> numpylstm: ``lstm_size`` = hidden_size H (units in each gate), ``timesteps`` = T,
 ``lstm_layers`` = num_layers, ``keep_prob`` = 1 - dropout, ``final_state`` = the state array
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import numbers
 import threading
-from functools import reduce
 
 import numpy as np
 
@@ -56,16 +56,12 @@ class LSTMModel:
         impl: which layer code runs the standard LSTM: "fast" (``numpylstm/fast.py``, default) or "textbook"
             (``numpylstm/textbook.py``, the step-by-step code the derivations quote; same numbers, slower).
             Every other cell always runs its own step-by-step code (``numpylstm/cells/``); impl is ignored.
-        pipeline: "auto" (default), True or False: run the layers side by side on two threads, chunk by
-            chunk (``numpylstm/pipeline.py``; same numbers up to rounding). "auto" does so for the fast LSTM
-            when NumPy's BLAS may use two or more threads and the layers are big enough (``pipeline.worth_it``);
-            True forces it for any fast LSTM stack, False never. A run setting, like ``impl``: not saved.
         wavefront: "auto" (default), True or False: run all layers of a small stack in one time loop, a
             wavefront through (layer x time) (``numpylstm/wavefront.py``; same numbers up to rounding). It
             needs float input and no dropout masks in the pass (other passes run layer by layer). "auto" uses
             it for a fast LSTM stack of 2+ layers small enough to be bound by NumPy's per-call cost
             (``wavefront.worth_it``: the sine model, not the char-RNN); True whenever it can, False never.
-            A pipelined pass (``pipeline``) takes precedence. A run setting, not saved.
+            A run setting, like ``impl``: not saved.
         cell: the layers' cell, one of ``numpylstm.cells.NAMES``: "lstm" (default), "rnn" (plain tanh RNN,
             ``numpylstm/rnn.py``, derivations/11_why_lstm.md), "gru" (PyTorch's GRU), "peephole" (Gers &
             Schmidhuber's LSTM with peepholes) or one of Greff et al.'s variants "nig", "nfg", "nog", "niaf",
@@ -91,7 +87,7 @@ class LSTMModel:
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, dropout=0.0, head="last",
                  loss="mse", forget_bias=1.0, seed=0, dtype=np.float64, impl="fast",
-                 cell="lstm", pipeline="auto", wavefront="auto"):
+                 cell="lstm", wavefront="auto"):
         self.input_size = chk.positive_int("input_size", input_size)
         self.hidden_size = chk.positive_int("hidden_size", hidden_size)
         self.output_size = chk.positive_int("output_size", output_size)
@@ -112,9 +108,6 @@ class LSTMModel:
         self.dtype = chk.resolve_dtype(dtype)
         self.impl = chk.choice("impl", impl, IMPLS)
         self.cell = chk.choice("cell", cell, CELLS)
-        if not (isinstance(pipeline, bool) or (isinstance(pipeline, str) and pipeline == "auto")):
-            raise ValueError(f"pipeline must be 'auto', True or False; got {pipeline!r}")
-        self.pipeline = pipeline
         if not (isinstance(wavefront, bool) or (isinstance(wavefront, str) and wavefront == "auto")):
             raise ValueError(f"wavefront must be 'auto', True or False; got {wavefront!r}")
         self.wavefront = wavefront
@@ -317,15 +310,11 @@ class LSTMModel:
         buffers."""
         return engines.choose(self, xt, masks, self._scratch())
 
-    def _pipelined(self, T, N) -> bool:
-        """Whether a pass runs pipelined (``engines.pipelined``; see the ``pipeline`` argument)."""
-        return engines.pipelined(self, T, N)
-
-    def _wave(self, xt, masks, piped) -> bool:
+    def _wave(self, xt, masks) -> bool:
         """Whether a pass runs as a wavefront (``engines.wave``; see the ``wavefront`` argument)."""
-        return engines.wave(self, xt, masks, piped)
+        return engines.wave(self, xt, masks)
 
-    def _stack_forward(self, run, xt, state, masks, backward=False, head_chunk=None):
+    def _stack_forward(self, run, xt, state, masks):
         """The stack of cells, time-major: (S1) each layer reads the layer below's output after (D1) dropout.
 
         run: the engine (``_engine``); xt (T, N, D) or (T, N) ids; state (L, 2, N, H) or None; masks: L arrays
@@ -335,8 +324,8 @@ class LSTMModel:
         T, N = xt.shape[:2]
         L, H = self.num_layers, self.hidden_size
         new_state = np.zeros((L, 2, N, H), self.dtype)
-        if run.whole_stack:  # pipeline.py or wavefront.py: the same equations, the whole stack in one call
-            top, finals, caches = run.stack_forward(xt, state, masks, backward, head_chunk)
+        if run.whole_stack:  # wavefront.py: the same equations, the whole stack in one time loop
+            top, finals, caches = run.stack_forward(xt, state, masks)
         else:
             finals, caches, top = [], [], xt
             for l in range(L):
@@ -360,7 +349,7 @@ class LSTMModel:
         input_grads), dstate (L, 2, N, H) and {param name: gradient} of every layer's cell.
         """
         L, cell = self.num_layers, self.cell
-        if run.whole_stack:  # pipeline.py or wavefront.py: the same equations, the whole stack in one call
+        if run.whole_stack:  # wavefront.py: the same equations, the whole stack in one time loop
             dtop, dfirst, layer_grads = run.stack_backward(caches, dtop, dlast, masks, input_grads)
         else:
             dfirst, layer_grads = [None] * L, [None] * L
@@ -398,26 +387,6 @@ class LSTMModel:
         loss, dz = softmax_ce(logits, target)
         return loss, dz.reshape(y_tm.shape)
 
-    def _head_chunk(self, target, T, N):
-        """The head and the loss on one chunk of steps (start, stop, out (stop - start, N, H)), for head "all":
-        returns (the chunk's share of the loss, its terms of (H2) and (H3), its dh (H4), (stop - start, N, H)).
-
-        The loss is a mean over all T N positions (MSE: over all T N O outputs); the chunk's own mean, times its
-        share of them, (stop - start) / T, is its part of that mean, and likewise its dy. ``pipeline.py`` runs this on the
-        second thread while the top layer computes the next chunk.
-        """
-        W, b, H, O = self.params["head.W"], self.params["head.b"], self.hidden_size, self.output_size
-
-        def job(start, stop, out):
-            rows, share = (stop - start) * N, (stop - start) / T
-            hidden = out.reshape(rows, H)
-            y = hidden @ W + b  # (H1) y = h W + b, this chunk's steps
-            part = target[start * N : stop * N] if self.loss == "softmax_ce" else target[start:stop]
-            loss, dy = self._loss(y.reshape(stop - start, N, O), part)
-            dy2 = dy.reshape(rows, O) * share
-            return loss * share, hidden.T @ dy2, dy2.sum(axis=0), (dy2 @ W.T).reshape(stop - start, N, H)
-        return job
-
     @staticmethod
     def _batch_first(y_tm):
         return y_tm if y_tm.ndim == 2 else y_tm.transpose(1, 0, 2)
@@ -433,9 +402,8 @@ class LSTMModel:
         state = self._check_state(state, xt.shape[1])
         masks = self._draw_masks(*xt.shape[:2]) if train else None
         run = self._engine(xt, masks)
-        with run.context():
-            top, new_state, _ = self._stack_forward(run, xt, state, masks)  # (S1), (D1)
-            y, _ = self._head(top)  # (H1)
+        top, new_state, _ = self._stack_forward(run, xt, state, masks)  # (S1), (D1)
+        y, _ = self._head(top)  # (H1)
         return self._batch_first(y), new_state
 
     def evaluate(self, x, y, state=None):
@@ -445,10 +413,9 @@ class LSTMModel:
         state = self._check_state(state, N)
         target = self._targets(y, T, N)
         run = self._engine(xt, None)
-        with run.context():
-            top, new_state, _ = self._stack_forward(run, xt, state, None)  # (S1)
-            y_tm, _ = self._head(top)  # (H1)
-            return self._loss(y_tm, target)[0], new_state  # (L1) or (L3)
+        top, new_state, _ = self._stack_forward(run, xt, state, None)  # (S1)
+        y_tm, _ = self._head(top)  # (H1)
+        return self._loss(y_tm, target)[0], new_state  # (L1) or (L3)
 
     def loss_and_grads(self, x, y, state=None, train=True, masks=None, input_grads=False):
         """Loss and its gradient with respect to every parameter (full BPTT over the T steps of x).
@@ -479,33 +446,22 @@ class LSTMModel:
             masks = None
         elif masks is None:
             masks = self._draw_masks(T, N)
-        run = self._engine(xt, masks)
-        with run.context():
-            return self._loss_and_grads(run, xt, target, state, masks, input_grads)
+        return self._loss_and_grads(self._engine(xt, masks), xt, target, state, masks, input_grads)
 
     def _loss_and_grads(self, run, xt, target, state, masks, input_grads):
         T, N = xt.shape[:2]
         H, O = self.hidden_size, self.output_size
         grads = {}
-        if isinstance(run, engines.Pipelined) and self.head == "all":
-            # pipeline.py: the head and the loss chunk by chunk, on the second thread (_head_chunk), as each
-            # chunk of the top layer is done; the chunks' terms add up to (H2), (H3) and the loss
-            parts, new_state, caches = self._stack_forward(run, xt, state, masks, True, self._head_chunk(target, T, N))
-            loss = sum(part[0] for part in parts)
-            grads["head.W"] = reduce(np.add, [part[1] for part in parts])  # (H2), the chunks' terms added
-            grads["head.b"] = reduce(np.add, [part[2] for part in parts])  # (H3)
-            dtop, dlast = [part[3] for part in parts], None  # (H4), chunk by chunk
-        else:
-            top, new_state, caches = self._stack_forward(run, xt, state, masks, backward=True)  # (S1), (D1)
-            y_tm, hidden = self._head(top)  # (H1) y = h W + b
-            loss, dy = self._loss(y_tm, target)  # (L1)/(L2) or (L3)/(L4): the loss and dy
-            dy2 = dy.reshape(-1, O)
-            grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
-            grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
-            dhidden = dy2 @ self.params["head.W"].T  # (H4) dh = dy W^T
-            # dtop: dL/dh_t of the top layer's output, (T, N, H). Head "last" reads only h_T, so the top layer
-            # gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
-            dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
+        top, new_state, caches = self._stack_forward(run, xt, state, masks)  # (S1), (D1)
+        y_tm, hidden = self._head(top)  # (H1) y = h W + b
+        loss, dy = self._loss(y_tm, target)  # (L1)/(L2) or (L3)/(L4): the loss and dy
+        dy2 = dy.reshape(-1, O)
+        grads["head.W"] = hidden.T @ dy2  # (H2) dW = h^T dy
+        grads["head.b"] = dy2.sum(axis=0)  # (H3) db = sum over rows of dy
+        dhidden = dy2 @ self.params["head.W"].T  # (H4) dh = dy W^T
+        # dtop: dL/dh_t of the top layer's output, (T, N, H). Head "last" reads only h_T, so the top layer
+        # gets its gradient as dh_T (dlast) and no (T, N, H) array of zeros is made.
+        dtop, dlast = (None, dhidden) if self.head == "last" else (dhidden.reshape(T, N, H), None)
         dx, dstate, layer_grads = self._stack_backward(run, caches, dtop, dlast, masks, input_grads)  # (D2), (S2)
         grads.update(layer_grads)
         grads = {k: grads[k] for k in self.params}  # same order as params

@@ -19,14 +19,18 @@ What is shared and what is sent (one step):
 Dropout masks are drawn in the parent from ``model.rng`` exactly as ``loss_and_grads`` would draw them, so a run
 with the engine consumes the same random numbers and gives the same numbers as one without (up to rounding).
 
-Each worker runs with one BLAS thread (threadpoolctl) and the model's plain layer-by-layer passes
-(``pipeline=False``; the wavefront as the model decides): the K processes are the parallelism.
+Each worker runs with one BLAS thread (threadpoolctl) and the model's own passes (the wavefront as the model
+decides): the K processes are the parallelism.
+
+When it pays: ``auto_workers`` (what the demos' ``--workers auto``, their default, uses) picks K = the usable
+cores when a step is big enough that the engine's fixed cost (copying the weights, messages, adding the
+gradient slots: 1-4 ms a step) is small beside it, and one process otherwise (the sine model).
 
 Workers are started with the 'fork' method on Linux (a copy of the parent: no second import of NumPy and no
 re-run of the user's script, which 'spawn' needs and which fails in a script without an
 ``if __name__ == "__main__":`` guard); elsewhere with 'spawn'. Forking a parent that runs threads is safe here:
-OpenBLAS stops its threads around a fork (pthread_atfork), ``pipeline.py`` resets its locks in a forked child,
-and the worker sets its BLAS threads with threadpoolctl after the fork. Workers ignore SIGINT, SIGTERM and
+OpenBLAS stops its threads around a fork (pthread_atfork), and the worker sets its BLAS threads with
+threadpoolctl after the fork. Workers ignore SIGINT, SIGTERM and
 SIGHUP (Ctrl-C, a closed terminal: the parent decides, finishes its step, saves, and closes the engine), and
 exit when the parent closes the engine, when their pipe closes, or when the parent process is gone. The parent
 ends a worker that must stop at once with SIGKILL. Shared-memory segments are unlinked from /dev/shm as soon
@@ -71,6 +75,41 @@ def split_rows(N, K):
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def usable_cores():
+    """The CPU cores this process may run on: its affinity mask where the system has one (Linux: a container or
+    ``taskset`` may allow fewer than the machine has), else ``os.cpu_count()``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+AUTO_MIN_MACS = 1e8  # multiply-adds of a training step from which data parallel pays (section 10.15)
+
+
+def step_macs(model, N, T):
+    """About how many multiply-adds one training step of ``model`` on N sequences of T steps costs: each layer
+    weight is used once per row and step in the forward pass and twice in the backward pass (the head's few
+    weights left out)."""
+    layer_params = sum(p.size for name, p in model.params.items() if not name.startswith("head."))
+    return 3 * N * T * layer_params
+
+
+def auto_workers(model, batch_size, timesteps, cores=None):
+    """How many processes ``--workers auto`` trains on: K = min(cores, batch_size) when there are two or more
+    cores and a step has at least AUTO_MIN_MACS multiply-adds (``step_macs``); None (one process, no engine)
+    otherwise. cores: default ``usable_cores()``.
+
+    The sine model (N 64, T 20, H 20, 2 layers: 2e7) stays in one process, the char-RNN (N 32, T 50, H 192:
+    2.4e9) gets every core; section 10.15 gives the measurements the threshold comes from.
+    """
+    cores = usable_cores() if cores is None else cores
+    K = min(cores, batch_size)
+    if K < 2 or step_macs(model, batch_size, timesteps) < AUTO_MIN_MACS:
+        return None
+    return K
 
 
 def _layout(items):
@@ -148,12 +187,15 @@ def _worker_main(conn, k, settings, fixed_name, fixed_layout, parent_pid):
             msg = conn.recv()
             if msg[0] == "close":
                 return
-            io_name, io_layout, start, stop, weight, train, input_grads = msg[1:]
+            io_name, io_layout, start, stop, weight = msg[1:6]
             if io is None or io.name != io_name:  # a new io block (a bigger batch): attach to it
                 _close_quietly(io)
                 io = SharedMemory(name=io_name)
             try:
-                reply = _worker_step(model, grads, io, io_layout, start, stop, weight, train, input_grads)
+                if msg[0] == "walk":
+                    reply = _worker_walk(model, io, io_layout, start, stop)
+                else:
+                    reply = _worker_step(model, grads, io, io_layout, start, stop, weight, *msg[6:])
             except Exception as e:  # bad input: report it, stay alive for the next step
                 reply = ("error", type(e).__name__, str(e), traceback.format_exc())
             conn.send(reply)
@@ -189,6 +231,21 @@ def _worker_step(model, grads, io, layout, start, stop, weight, train, input_gra
     return ("done", loss, time.perf_counter() - t0, time.process_time() - c0)
 
 
+def _worker_walk(model, io, layout, start, stop):
+    """Rows start:stop of every batch in ``io``: ``model.evaluate`` batch after batch, the state carried from one
+    to the next (zeros at the start), as ``numpylstm.demos.text.evaluate`` walks them; returns the mean of the
+    batches' losses over these rows."""
+    if stop == start:
+        return ("done", 0.0, 0.0, 0.0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    xs, ys = _view(io, layout["xs"]), _view(io, layout["ys"])
+    state, total = None, 0.0
+    for b in range(len(xs)):
+        loss, state = model.evaluate(np.array(xs[b, start:stop]), np.array(ys[b, start:stop]), state)
+        total += loss
+    return ("done", total / len(xs), time.perf_counter() - t0, time.process_time() - c0)
+
+
 # ---------------------------------------------------------------------------------------------- the parent
 # Every open engine, held until closed: an engine dropped without close() still has workers, which ignore the
 # SIGTERM multiprocessing sends its children at exit (and it would then wait for them forever); _close_all ends them.
@@ -210,8 +267,8 @@ class DataParallel:
 
     Args:
         model: an ``LSTMModel`` (its constructor settings, ``impl`` and ``wavefront`` are copied into each
-            worker; each worker runs with ``pipeline=False`` and one BLAS thread).
-        workers: K, the number of processes (default ``os.cpu_count()``), at most ``batch_size`` when given.
+            worker; each worker runs with one BLAS thread).
+        workers: K, the number of processes (default ``usable_cores()``), at most ``batch_size`` when given.
             A step with N < K rows uses N of them.
         start_method: "fork" (default on Linux), "spawn" (default elsewhere) or "forkserver": how the
             workers start (module docstring). With "spawn" and "forkserver", a script that makes the engine
@@ -232,7 +289,7 @@ class DataParallel:
     """
 
     def __init__(self, model, workers=None, start_method=None, batch_size=None):
-        self.workers = (os.cpu_count() or 1) if workers is None else chk.positive_int("workers", workers)
+        self.workers = usable_cores() if workers is None else chk.positive_int("workers", workers)
         if batch_size is not None:
             self.workers = min(self.workers, chk.positive_int("batch_size", batch_size))
         if start_method is None:
@@ -252,7 +309,7 @@ class DataParallel:
         for k in range(self.workers):
             items += [(f"g{k}/{n}", s, self.dtype) for n, s in shapes.items()]
         self._fixed_layout, nbytes = _layout(items)
-        settings = dict(model.config, impl=model.impl, pipeline=False, wavefront=model.wavefront)
+        settings = dict(model.config, impl=model.impl, wavefront=model.wavefront)
         _ENGINES.add(self)
         try:
             self._fixed = _new_segment(nbytes)
@@ -272,7 +329,7 @@ class DataParallel:
             p = ctx.Process(target=_worker_main, name=f"numpylstm-dp-{k}", daemon=True,
                             args=(child_end, k, settings, self._fixed.name, self._fixed_layout, self._pid))
             with warnings.catch_warnings():  # Python 3.12+ warns at every fork of a process with threads; the
-                # threads here are OpenBLAS's and pipeline.py's, both made safe across a fork (module docstring)
+                # threads here are OpenBLAS's, made safe across a fork (module docstring)
                 warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
                 p.start()
             child_end.close()
@@ -347,44 +404,42 @@ class DataParallel:
             arrays[f"mask{l}"] = np.asarray(m)
         return N, T, arrays
 
-    def _step(self, x, y, state, train, masks, input_grads):
-        model, timings = self.model, self.timings
-        t0 = time.perf_counter()
-        for name in self._names:  # the weights the workers read: the model's current ones
-            p = model.params.get(name)
+    def _copy_weights(self):
+        """The weights the workers read: a copy of the model's current ones into shared memory."""
+        for name in self._names:
+            p = self.model.params.get(name)
             w = self._w[name]
             if not isinstance(p, np.ndarray) or p.shape != w.shape or p.dtype != w.dtype:
                 raise ValueError(f"model.params[{name!r}] must be a {w.dtype} array of shape {w.shape}; got "
                                  f"{chk.describe(p)}")
             np.copyto(w, p)
-        t1 = time.perf_counter()
-        N, T, arrays = self._inputs(x, y, state, train, masks)
-        L, H = model.num_layers, model.hidden_size
-        items = [(key, a.shape, a.dtype) for key, a in arrays.items()]
-        items.append(("final", (L, 2, N, H), self.dtype))
-        if input_grads:
-            if arrays["x"].ndim == 3:
-                items.append(("dx", arrays["x"].shape, self.dtype))
-            items.append(("dstate", (L, 2, N, H), self.dtype))
+
+    def _share(self, arrays, outputs):
+        """arrays {key: array} copied into the io block, outputs [(key, shape, dtype)] made room for there.
+        Returns (io, layout, fresh): fresh when the block is new (bigger) and must be unlinked after the run."""
+        items = [(key, a.shape, a.dtype) for key, a in arrays.items()] + list(outputs)
         layout, nbytes = _layout(items)
         fresh = self._io is None or self._io.size < nbytes
         if fresh:  # a bigger block; the old one was unlinked when the workers attached to it
             _close_quietly(self._io)
             self._io = None
             self._io = _new_segment(nbytes)
-        io = self._io
         for key, a in arrays.items():
-            _view(io, layout[key])[...] = a
-        t2 = time.perf_counter()
+            _view(self._io, layout[key])[...] = a
+        return self._io, layout, fresh
+
+    def _run(self, kind, io, layout, fresh, N, *args):
+        """Send every worker its rows of the N in ``io`` and their weight N_k / N (message ``kind`` plus args),
+        wait for all replies.
+        Returns (replies, row bounds); raises the first worker's error."""
         bounds = split_rows(N, self.workers)
         for k, (start, stop) in enumerate(bounds):
             try:
-                self._conns[k].send(("step", io.name, layout, start, stop, (stop - start) / N, train, input_grads))
+                self._conns[k].send((kind, io.name, layout, start, stop, (stop - start) / N) + args)
             except OSError:  # its end of the pipe is closed: it died
                 self._receive(k, time.monotonic(), "a step")  # raises, naming it
                 raise
         replies = [self._receive(k, None, "a step") for k in range(self.workers)]
-        t3 = time.perf_counter()
         if fresh:
             io.unlink()  # every worker has attached to it
         errors = [r for r in replies if r[0] == "error"]
@@ -393,6 +448,24 @@ class DataParallel:
             if kind in ("ValueError", "TypeError"):
                 raise {"ValueError": ValueError, "TypeError": TypeError}[kind](message)
             raise RuntimeError(f"a data-parallel worker failed:\n{tb}")
+        return replies, bounds
+
+    def _step(self, x, y, state, train, masks, input_grads):
+        model, timings = self.model, self.timings
+        t0 = time.perf_counter()
+        self._copy_weights()
+        t1 = time.perf_counter()
+        N, T, arrays = self._inputs(x, y, state, train, masks)
+        L, H = model.num_layers, model.hidden_size
+        outputs = [("final", (L, 2, N, H), self.dtype)]
+        if input_grads:
+            if arrays["x"].ndim == 3:
+                outputs.append(("dx", arrays["x"].shape, self.dtype))
+            outputs.append(("dstate", (L, 2, N, H), self.dtype))
+        io, layout, fresh = self._share(arrays, outputs)
+        t2 = time.perf_counter()
+        replies, bounds = self._run("step", io, layout, fresh, N, train, input_grads)
+        t3 = time.perf_counter()
         loss = sum(r[1] * (stop - start) / N for r, (start, stop) in zip(replies, bounds))  # (Q1)
         active = [k for k, (start, stop) in enumerate(bounds) if stop > start]
         total = np.empty(sum(g.size for g in self._g[0]), self.dtype)  # fresh: not a view of shared memory
@@ -419,6 +492,40 @@ class DataParallel:
         timings["reduce"] += t4 - t3
         timings["steps"] += 1
         return result
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def evaluate_walk(self, xs, ys):
+        """The mean of ``model.evaluate``'s loss over B batches walked in order, the state carried from each
+        batch to the next (zeros at the first): what ``numpylstm.demos.text.evaluate`` computes, on K processes.
+
+        xs: (B, N, T) token ids or (B, N, T, D) floats, the B batches stacked; ys: their targets (B, N, ...).
+        Row n of every batch continues row n of the batch before (a stateful walk), so each worker walks its
+        rows through all B batches with its own state, and one message per worker does the whole walk. Every
+        batch's loss is a mean over its N rows, so the walk's mean is (Q1): the workers' means weighted N_k / N.
+        """
+        if self._closed:
+            raise RuntimeError("this DataParallel engine is closed")
+        if os.getpid() != self._pid:
+            raise RuntimeError("a DataParallel engine can only be used by the process that made it")
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        if xs.ndim not in (3, 4) or 0 in xs.shape[:3] or xs.dtype.kind not in "iuf":
+            raise ValueError(f"xs must be (B, N, T) token ids or (B, N, T, D) floats, B, N, T >= 1; got "
+                             f"{chk.describe(xs)}")
+        if ys.ndim < 2 or ys.shape[:2] != xs.shape[:2] or ys.dtype.kind not in "iuf":
+            raise ValueError(f"ys must be numeric with the (B, N) = {xs.shape[:2]} leading axes of xs; got "
+                             f"{chk.describe(ys)}")
+        with self._lock:
+            try:
+                self._copy_weights()
+                io, layout, fresh = self._share({"xs": xs, "ys": ys}, [])
+                replies, bounds = self._run("walk", io, layout, fresh, xs.shape[1])
+            except (ValueError, TypeError):
+                raise
+            except BaseException:
+                self._abort()
+                raise
+        N = xs.shape[1]
+        return sum(r[1] * (stop - start) / N for r, (start, stop) in zip(replies, bounds))  # (Q1)
 
     @property
     def pids(self) -> list:
@@ -476,11 +583,29 @@ class DataParallel:
                 f"{'closed' if self._closed else 'running'})")
 
 
+def resolve_workers(workers, model, batch_size, timesteps):
+    """A ``workers`` setting as the demos take it -> None (one process) or K >= 2 processes.
+
+    workers: "auto" (``auto_workers``), None or 1 (one process), or K > 1 (at most batch_size: a worker
+    needs a row)."""
+    if workers == "auto":
+        return auto_workers(model, batch_size, timesteps)
+    if workers is None:
+        return None
+    K = min(chk.positive_int("workers", workers), batch_size)
+    return K if K > 1 else None
+
+
 @contextmanager
-def training_on(trainer, workers, batch_size=None):
+def training_on(trainer, workers, batch_size=None, fallback=None):
     """While inside, ``trainer`` (a ``train.Trainer``) runs its steps on ``workers`` processes (a
-    ``DataParallel`` over ``trainer.model``); None: in this process, as without it. Evaluation, sampling and
-    checkpoints stay in this process (the weights are the model's own arrays throughout).
+    ``DataParallel`` over ``trainer.model``); None: in this process, as without it. Sampling and checkpoints
+    stay in this process (the weights are the model's own arrays throughout); an ``eval_fn`` may use
+    ``trainer.engine`` (the char demo's validation walk does).
+
+    fallback: None (default): an engine that cannot start (no shared memory, no fork) is an error; a function
+    ``fallback(message)``: it is called with a one-line message instead and the steps run in this process
+    (the demos pass their ``say`` when the user did not ask for workers: ``--workers auto``).
 
         with training_on(trainer, 2, batch_size=32):
             result = trainer.run()
@@ -488,7 +613,16 @@ def training_on(trainer, workers, batch_size=None):
     if workers is None:
         yield None
         return
-    with DataParallel(trainer.model, workers=workers, batch_size=batch_size) as engine:
+    try:
+        engine = DataParallel(trainer.model, workers=workers, batch_size=batch_size)
+    except (OSError, RuntimeError) as e:
+        if fallback is None:
+            raise
+        fallback(f"note: could not start {workers} worker processes ({type(e).__name__}: {e}); training in "
+                 f"this process instead")
+        yield None
+        return
+    with engine:
         trainer.engine = engine
         try:
             yield engine

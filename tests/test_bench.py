@@ -52,8 +52,7 @@ def test_worker_honours_thread_limit():
 
 
 def test_each_numpy_row_says_how_it_ran_and_plain_is_layer_by_layer():
-    """A runs as a wavefront (marked with a dagger in the table), the char row pipelined when BLAS may use two
-    threads, and "plain" turns both off."""
+    """A runs as a wavefront (marked with a dagger in the table), and "plain" turns it off."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from bench_lstm import MARKS, config_info, numpy_step

@@ -118,21 +118,19 @@ def test_the_standard_lstm_picks_its_engine_in_one_place():
                       engines.Wavefront)
     assert isinstance(engines.choose(LSTMModel(1, 20, 1, num_layers=1), x, None, engines.Scratch(1)),
                       engines.FastLayers)
-    assert isinstance(engines.choose(LSTMModel(1, 20, 1, num_layers=2, pipeline=True), x, None, engines.Scratch(2)),
-                      engines.Pipelined)
     assert isinstance(engines.choose(LSTMModel(1, 20, 1, num_layers=2, impl="textbook"), x, None, engines.Scratch(2)),
                       engines.CellLayers)
 
 
 def test_the_lstm_cell_equals_every_engine_of_the_standard_lstm():
-    """The cells' "lstm" (textbook.py) and fast.py / wavefront.py / pipeline.py: the same numbers."""
+    """The cells' "lstm" (textbook.py) and fast.py / wavefront.py: the same numbers."""
     model, x, y, state = tiny("lstm", "all", "mse", dropout=0.0)
     runs = []
-    for kw in (dict(impl="textbook"), dict(wavefront=False, pipeline=False), dict(wavefront=True), dict(pipeline=True)):
+    for kw in (dict(impl="textbook"), dict(wavefront=False), dict(wavefront=True)):
         for k, v in kw.items():
             setattr(model, k, v)
         runs.append(model.loss_and_grads(x, y, state, input_grads=True))
-        model.impl, model.wavefront, model.pipeline = "fast", "auto", "auto"
+        model.impl, model.wavefront = "fast", "auto"
     for other in runs[1:]:
         np.testing.assert_allclose(other[0], runs[0][0], rtol=1e-13)
         for k in runs[0][1]:

@@ -149,6 +149,45 @@ def test_other_cells(cell):
     assert_same(got, results(one.loss_and_grads(x, y, state, input_grads=True)), RTOL)
 
 
+def test_auto_falls_back_to_one_process_when_workers_cannot_start(monkeypatch):
+    """--workers auto on a machine without usable shared memory: one line, then training in this process;
+    an explicit --workers K still fails loudly."""
+    from types import SimpleNamespace
+
+    from numpylstm import parallel
+
+    def no_shm(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(parallel, "DataParallel", no_shm)
+    trainer, said = SimpleNamespace(model=None, engine=None), []
+    with parallel.training_on(trainer, 2, 8, fallback=said.append) as engine:
+        assert engine is None and trainer.engine is None
+    assert len(said) == 1 and "2 worker processes" in said[0] and "in this process" in said[0]
+    with pytest.raises(OSError), parallel.training_on(trainer, 2, 8):
+        pass
+
+
+@pytest.mark.parametrize("tokens", [True, False], ids=["ids", "floats"])
+def test_the_stateful_evaluation_walk_equals_one_process(tokens):
+    """evaluate_walk: text.evaluate's walk (state carried over the batches) on 2 workers, 5 rows (3 + 2)."""
+    from numpylstm.demos.text import evaluate
+
+    rng = np.random.default_rng(3)
+    if tokens:
+        model = LSTMModel(6, 5, 6, num_layers=2, head="all", loss="softmax_ce", seed=1)
+        seq = rng.integers(0, 6, 5 * 4 * 3 + 1)
+    else:
+        model = LSTMModel(1, 5, 1, num_layers=2, head="all", loss="mse", seed=1)
+        seq = rng.standard_normal(5 * 4 * 3 + 1)
+    want = evaluate(model, seq, 5, 4)
+    with DataParallel(model, workers=2) as engine:
+        got = evaluate(model, seq, 5, 4, engine=engine)
+        model.params["lstm.0.Wh"] += 1e-3  # the next walk reads the model's current weights
+        changed = evaluate(model, seq, 5, 4, engine=engine)
+    assert abs(got - want) <= RTOL * abs(want)
+    assert abs(changed - evaluate(model, seq, 5, 4)) <= RTOL * abs(want) and changed != got
+
+
 def test_training_with_an_optimizer_sees_the_updated_weights():
     """Adam updates the model's own arrays in place; every step's gradients are taken at the new weights."""
     one, many = (LSTMModel(2, 5, 1, 2, dropout=0.2, seed=4) for _ in range(2))
@@ -307,7 +346,7 @@ def test_the_demos_train_the_same_with_workers(command, tmp_path, capsys):
 
     (tmp_path / "t.txt").write_text(CHARS_TEXT, encoding="utf-8")
     saved = {}
-    for name, extra in (("one", []), ("two", ["--workers", "2"])):
+    for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"])):
         if command == "chars":
             args = ["chars", "--text", str(tmp_path / "t.txt"), "--out", str(tmp_path / name), *CHARS, *extra]
             path = tmp_path / name / "chars.npz"
@@ -328,9 +367,34 @@ def test_the_demos_train_the_same_with_workers(command, tmp_path, capsys):
 def test_the_workers_flag_is_checked(capsys):
     import demo
 
-    with pytest.raises(SystemExit) as e:
-        demo.main(["sine", "--workers", "0"])
-    assert e.value.code == 2 and "--workers" in capsys.readouterr().err
+    for bad in ("0", "two", "Auto"):
+        with pytest.raises(SystemExit) as e:
+            demo.main(["sine", "--workers", bad])
+        assert e.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_auto_picks_every_core_for_the_char_rnn_and_one_process_for_the_sine_model():
+    from numpylstm.demos.chars import CharSettings
+    from numpylstm.demos.sine import SineSettings
+    from numpylstm.parallel import AUTO_MIN_MACS, auto_workers, resolve_workers, step_macs
+
+    c, s = CharSettings(), SineSettings()
+    char = LSTMModel(77, c.lstm_size, 77, num_layers=c.lstm_layers, head="all", loss="softmax_ce")
+    sine = LSTMModel(1, s.lstm_size, 1, num_layers=s.lstm_layers)
+    assert step_macs(char, c.n_seqs, c.n_steps) > 10 * AUTO_MIN_MACS  # 2.5e9: far above the threshold
+    assert step_macs(sine, s.batch_size, s.timesteps) < AUTO_MIN_MACS / 2  # 1.9e7: far below it
+    assert auto_workers(char, c.n_seqs, c.n_steps, cores=2) == 2
+    assert auto_workers(char, c.n_seqs, c.n_steps, cores=64) == c.n_seqs  # a worker needs a row
+    assert auto_workers(char, c.n_seqs, c.n_steps, cores=1) is None
+    assert auto_workers(sine, s.batch_size, s.timesteps, cores=8) is None
+    # the threshold itself: just below it one process, at it every core
+    wide = LSTMModel(1, 48, 1, num_layers=2)  # 3 N T * 28,992 layer weights
+    n_at = -(-int(AUTO_MIN_MACS) // (3 * 20 * step_macs(wide, 1, 1) // 3))
+    assert auto_workers(wide, n_at, 20, cores=2) == 2 and auto_workers(wide, n_at - 1, 20, cores=2) is None
+    assert resolve_workers("auto", char, c.n_seqs, c.n_steps) == auto_workers(char, c.n_seqs, c.n_steps)
+    assert resolve_workers(1, char, 32, 50) is None and resolve_workers(None, char, 32, 50) is None
+    assert resolve_workers(3, sine, 64, 20) == 3 and resolve_workers(8, sine, 5, 20) == 5
+    assert resolve_workers(3, sine, 1, 20) is None  # one row: nothing to split
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])

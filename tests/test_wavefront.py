@@ -133,19 +133,18 @@ def test_wavefront_model_passes_central_differences(head, loss):
 def test_auto_uses_the_wavefront_only_for_small_float_stacks_without_dropout():
     x_sine = np.zeros((20, 64, 1))
     sine = LSTMModel(1, 20, 1, num_layers=2)
-    assert sine._wave(x_sine, None, False)
-    assert not sine._wave(x_sine, [np.ones((20, 64, 20))] * 2, False)  # dropout masks in the pass
-    assert not sine._wave(x_sine, None, True)  # a pipelined pass takes precedence
-    assert not sine._wave(np.zeros((20, 64), int), None, False)  # token ids
-    assert not sine._wave(np.zeros((20, 1000, 1)), None, False)  # N 1000: beyond MAX_ROW_MACS (a safe-side rule)
-    assert not LSTMModel(1, 48, 1, num_layers=2)._wave(x_sine, None, False)  # L H = 96 > MAX_WIDTH
-    assert LSTMModel(1, 16, 1, num_layers=4)._wave(x_sine, None, False)  # L H = 64
-    assert not LSTMModel(77, 192, 77, num_layers=2)._wave(np.zeros((50, 32, 77)), None, False)  # the char-RNN's size
-    assert not LSTMModel(1, 20, 1, num_layers=1)._wave(x_sine, None, False)
-    assert not LSTMModel(1, 20, 1, num_layers=2, impl="textbook")._wave(x_sine, None, False)
-    assert not LSTMModel(1, 20, 1, num_layers=2, cell="rnn")._wave(x_sine, None, False)
-    assert not LSTMModel(1, 20, 1, num_layers=2, wavefront=False)._wave(x_sine, None, False)
-    assert LSTMModel(77, 192, 77, num_layers=2, wavefront=True)._wave(np.zeros((50, 32, 77)), None, False)
+    assert sine._wave(x_sine, None)
+    assert not sine._wave(x_sine, [np.ones((20, 64, 20))] * 2)  # dropout masks in the pass
+    assert not sine._wave(np.zeros((20, 64), int), None)  # token ids
+    assert not sine._wave(np.zeros((20, 1000, 1)), None)  # N 1000: beyond MAX_ROW_MACS (a safe-side rule)
+    assert not LSTMModel(1, 48, 1, num_layers=2)._wave(x_sine, None)  # L H = 96 > MAX_WIDTH
+    assert LSTMModel(1, 16, 1, num_layers=4)._wave(x_sine, None)  # L H = 64
+    assert not LSTMModel(77, 192, 77, num_layers=2)._wave(np.zeros((50, 32, 77)), None)  # the char-RNN's size
+    assert not LSTMModel(1, 20, 1, num_layers=1)._wave(x_sine, None)
+    assert not LSTMModel(1, 20, 1, num_layers=2, impl="textbook")._wave(x_sine, None)
+    assert not LSTMModel(1, 20, 1, num_layers=2, cell="rnn")._wave(x_sine, None)
+    assert not LSTMModel(1, 20, 1, num_layers=2, wavefront=False)._wave(x_sine, None)
+    assert LSTMModel(77, 192, 77, num_layers=2, wavefront=True)._wave(np.zeros((50, 32, 77)), None)
     assert wavefront.worth_it(2, 64, 20) and not wavefront.worth_it(1, 64, 20)
 
 
@@ -164,7 +163,7 @@ def test_the_sine_demo_trains_the_same_with_and_without_the_wavefront():
     for w in (True, False):
         _, model, trainer = build(s)
         model.wavefront = w
-        assert model._wave(np.zeros((s.timesteps, s.batch_size, 1)), None, False) == w
+        assert model._wave(np.zeros((s.timesteps, s.batch_size, 1)), None) == w
         losses[w] = np.array(trainer.run().losses)
     assert np.max(np.abs(losses[True] - losses[False]) / losses[False]) <= 1e-12
     assert losses[True][-1] < 0.5 * losses[True][0]

@@ -29,7 +29,7 @@ from ..optim import Adam
 from .baselines import baselines, format_baselines
 from .sine import cell_title
 from .text import Vocab, Windows, evaluate, num_batches, sample, sample_stream, split
-from ..parallel import training_on
+from ..parallel import resolve_workers, training_on
 from ..train import (Progress, SaveOnStop, Trainer, check_memory, format_seconds, run_for_cli,
                     warmup_cosine)
 from .sine import plot_failed
@@ -48,8 +48,8 @@ class CharSettings:
     Defaults: Udacity's 2 layers, Adam and global-norm clip 5, sized by measurement for 10 minutes on two
     CPU cores (OpenBLAS Haswell kernel, one BLAS thread; docs/chars.md gives the figures of the 10-minute run:
     30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
-    float64); ``demo.py chars`` lets BLAS use all cores, so that on two or more the model runs pipelined
-    (``numpylstm/pipeline.py``: a second thread for the big products beside the time loops):
+    float64); ``demo.py chars`` trains on every core by default (``--workers auto``: one process per core,
+    each on a block of the batch, ``numpylstm/parallel.py``):
     - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 59k, 192: 29k, 256: 18k chars/s);
       run side by side for the same minutes, 2 x 192 beat 2 x 256 (1.45 vs 1.51 nats/char after 6 minutes).
     - n_seqs 32 x n_steps 50: the same chars/s as 32 x 100 but twice the updates per character read.
@@ -231,7 +231,8 @@ def run_chars(s: CharSettings, *, text_path=None, out="runs/chars", resume=None,
 
     impl: the layer code, "fast" or "textbook" (same numbers, slower; a run setting, not stored as one).
     workers: train on that many processes (``numpylstm/parallel.py``; same numbers up to rounding; a run
-    setting); None: in this process.
+    setting); "auto" (``demo.py chars``' default): ``parallel.auto_workers`` decides (every core at the
+    default size); None or 1: in this process.
     Exit status 0 on success, 1 if training diverged or the plot could not be written, 128 + N after signal N
     (Ctrl-C: 130), after saving -- also while plotting or sampling. Raises ValueError for unusable input (text
     too short for one batch, a checkpoint that does not fit, DIR/chars.npz or DIR/loss.png taken: the rule of
@@ -307,7 +308,7 @@ def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_eve
     def val_loss(m):
         if clock is not None:
             trainer.user["train_seconds"] = clock.seconds()  # exact at the final evaluation and save
-        return {"val loss": evaluate(m, val_ids, s.n_seqs, s.n_steps)}
+        return {"val loss": evaluate(m, val_ids, s.n_seqs, s.n_steps, engine=trainer.engine)}  # on the workers too
 
     progress = CharProgress(total, s.n_seqs * s.n_steps, clock, stream=stream, enabled=not quiet,
                             every=max(1, min(eval_every, total) // 5))
@@ -317,12 +318,14 @@ def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_eve
                       user=user, extra={"vocab": vocab.to_array()}, progress=progress, outputs=outputs)
     if clock is not None:
         clock.record = trainer.user  # checkpoints store the training seconds spent, for --resume
+    asked = workers not in (None, "auto")  # an explicit --workers K must start, "auto" may fall back
+    workers = resolve_workers(workers, model, s.n_seqs, s.n_steps)  # "auto": all cores if it pays
     say(f"chars demo: {where}: {len(text):,} characters, {len(vocab)} distinct; train {len(train_ids):,}, "
         f"validation {len(val_ids):,} (last {s.val_fraction:.0%})")
     say(f"  {s.lstm_layers} x {s.lstm_size} {cell_title(s.cell)}, {model.num_params():,} parameters, {s.dtype}; batches "
         f"{s.n_seqs} sequences x {s.n_steps} steps ({K} per epoch), state carried between batches"
         + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
-        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
+        + (f"; training on {workers} processes (numpylstm/parallel.py; --workers 1 for one)" if workers else ""))
     budget = f"{s.epochs} epochs ({total} steps)" if s.epochs else f"{s.minutes:g} minutes"
     say(f"  Adam lr {s.lr:g} -> {s.lr * s.final_lr:g} (cosine over {budget}), clip {s.clip:g}, "
         f"keep_prob {s.keep_prob:g}, seed {s.seed}")
@@ -341,7 +344,7 @@ def _run_chars(s, outputs, *, text_path, out, resume, eval_every, checkpoint_eve
 
     if clock is not None:
         clock.start()
-    with training_on(trainer, workers, s.n_seqs):
+    with training_on(trainer, workers, s.n_seqs, fallback=None if asked else say):
         result, code = run_for_cli(trainer, resume, time_limit=None if clock is None else clock.remaining())
     if code is not None:
         return code

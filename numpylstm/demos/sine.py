@@ -20,7 +20,7 @@ from .data import BatchSampler, sine_data
 from .explain import explain_shapes
 from ..model import CELLS, LSTMModel
 from ..optim import Adam
-from ..parallel import training_on
+from ..parallel import resolve_workers, training_on
 from ..train import (Progress, SaveOnStop, Trainer, format_seconds, hint_for, run_for_cli,
                     warmup_cosine)
 
@@ -210,8 +210,9 @@ def run_sine(s: SineSettings, *, out="runs/sine", plot=True, explain=False, chec
     Files (``numpylstm._files``): the plots and the checkpoint are claimed before training (ValueError if one
     is taken: a user's own file, another run's checkpoint without ``overwrite``, another run writing there);
     the trained model is saved before the plots are drawn, so a failed plot costs only that plot; a signal
-    while evaluating or plotting saves it too (``SaveOnStop``). ``workers``: train on that many processes (``numpylstm/parallel.py``;
-    same numbers up to rounding); None: in this process.
+    while evaluating or plotting saves it too (``SaveOnStop``). ``workers``: train on that many processes
+    (``numpylstm/parallel.py``; same numbers up to rounding); "auto": ``parallel.auto_workers`` decides; None
+    or 1: in this process.
     """
     with Outputs("demo.py sine") as outputs:
         return _run_sine(s, outputs, out=out, plot=plot, explain=explain, checkpoint=checkpoint,
@@ -235,10 +236,12 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
     data, model, trainer = build(s, progress, checkpoint, checkpoint_every, interrupt_path, impl=impl,
                                  outputs=outputs)
 
+    asked = workers not in (None, "auto")  # an explicit --workers K must start, "auto" may fall back
+    workers = resolve_workers(workers, model, s.batch_size, s.timesteps)  # "auto": all cores if it pays
     say(f"sine demo: {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, timesteps {s.timesteps}, "
         f"batch_size {s.batch_size}, keep_prob {s.keep_prob:g}, {s.dtype}, seed {s.seed}"
         + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
-        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
+        + (f"; training on {workers} processes (numpylstm/parallel.py; --workers 1 for one)" if workers else ""))
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
         f"decay), beta2 {s.beta2:g}, "
         f"gradient clipping at global norm {s.clip:g}")
@@ -254,7 +257,7 @@ def _run_sine(s, outputs, *, out, plot, explain, checkpoint, checkpoint_every, r
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
 
-    with training_on(trainer, workers, s.batch_size):
+    with training_on(trainer, workers, s.batch_size, fallback=None if asked else say):
         result, code = run_for_cli(trainer, resume, stop_at=stop_at)
     if code is not None:
         return code

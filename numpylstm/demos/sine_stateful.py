@@ -24,7 +24,7 @@ import numpy as np
 from .data import sine_curves
 from ..model import LSTMModel
 from ..optim import Adam
-from ..parallel import training_on
+from ..parallel import resolve_workers, training_on
 from .sine import SineSettings, cell_title, claim_outputs, finish_run, keep_trained, report_stop, rmse
 from .text import Windows
 from .._files import Outputs
@@ -77,7 +77,8 @@ def run_sine_stateful(s: SineSettings, *, out="runs/sine-stateful", plot=True, c
     """Train and evaluate the stateful sine predictor; the last line printed is ``test RMSE: <value>``.
 
     impl: the layer code, "fast" or "textbook" (same numbers, slower). Files as ``sine.run_sine``.
-    workers: train on that many processes (``numpylstm/parallel.py``); None: in this process.
+    workers: train on that many processes (``numpylstm/parallel.py``); "auto": ``parallel.auto_workers``
+    decides; None or 1: in this process.
     """
     with Outputs("demo.py sine --stateful") as outputs:
         return _run(s, outputs, out=out, plot=plot, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
@@ -94,9 +95,11 @@ def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at
     progress = Progress(s.steps, stream=stream, enabled=not quiet)
     test_t, test_seq, model, trainer, K = build_stateful(s, progress, checkpoint, checkpoint_every, interrupt_path,
                                                          impl=impl, outputs=outputs)
+    asked = workers not in (None, "auto")  # an explicit --workers K must start, "auto" may fall back
+    workers = resolve_workers(workers, model, s.batch_size, s.timesteps)  # "auto": all cores if it pays
     say(f"sine demo, stateful (Anna format): {s.lstm_layers}-layer {cell_title(s.cell)}, lstm_size {s.lstm_size}, "
         f"{s.dtype}, seed {s.seed}" + (f"; layer code numpylstm/{impl}.py" if impl != "fast" else "")
-        + (f"; training on {workers} processes (numpylstm/parallel.py)" if workers else ""))
+        + (f"; training on {workers} processes (numpylstm/parallel.py; --workers 1 for one)" if workers else ""))
     say(f"  training curve cut into {K} batches of n_seqs {s.batch_size} x n_steps {s.timesteps} (--batch-size x "
         f"--timesteps), head 'all', state carried between batches and reset every {K} steps")
     say(f"  {s.steps} steps of Adam, lr {s.lr:g} (linear warm-up over {s.warmup_steps} steps, then cosine "
@@ -105,7 +108,7 @@ def _run(s, outputs, *, out, plot, checkpoint, checkpoint_every, resume, stop_at
     if resume is not None:
         ck = trainer.resume(resume)
         say(f"resumed from {resume} at step {ck.step}")
-    with training_on(trainer, workers, s.batch_size):
+    with training_on(trainer, workers, s.batch_size, fallback=None if asked else say):
         result, code = run_for_cli(trainer, resume, resume_hint="--stateful --resume", stop_at=stop_at)
     if code is not None:
         return code

@@ -168,14 +168,19 @@ def batches(seq, n_seqs: int, n_steps: int):
     return iter(Windows(seq, n_seqs, n_steps))
 
 
-def evaluate(model, seq, n_seqs: int, n_steps: int) -> float:
+def evaluate(model, seq, n_seqs: int, n_steps: int, engine=None) -> float:
     """Mean loss of ``model`` over ``seq`` walked by ``batches``, state carried from batch to batch.
 
     The state starts at zeros, as at the start of each training epoch. Integer ``seq`` is fed as token ids
     (mean softmax cross-entropy: nats per character); a float series is fed as (N, T, 1) with (N, T, 1)
     targets. All batches have the same size, so the mean over batches is the mean over every position.
+    engine: a ``numpylstm.parallel.DataParallel`` over ``model``: the same walk on its worker processes, each
+    on its rows (``DataParallel.evaluate_walk``; equal up to rounding); None: in this process.
     """
     tokens = np.asarray(seq).dtype.kind in "iu"
+    if engine is not None:
+        xs, ys = (np.stack(a) for a in zip(*batches(seq, n_seqs, n_steps)))
+        return engine.evaluate_walk(xs, ys) if tokens else engine.evaluate_walk(xs[..., None], ys[..., None])
     state, total, count = None, 0.0, 0
     for x, y in batches(seq, n_seqs, n_steps):
         if not tokens:

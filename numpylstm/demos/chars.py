@@ -46,9 +46,8 @@ class CharSettings:
     """Everything that determines a char-RNN run (stored in its checkpoints).
 
     Defaults: Udacity's 2 layers, Adam and global-norm clip 5, sized by measurement for 10 minutes on two
-    CPU cores (OpenBLAS Haswell kernel, one BLAS thread; docs/chars.md gives the figures of the 10-minute run:
-    30,024 chars/s and 1.2449 nats/char on two cores), float32 (2.2x the chars/s of
-    float64); ``demo.py chars`` trains on every core by default (``--workers auto``: one process per core,
+    CPU cores (docs/chars.md gives the figures of 10-minute runs: on a 2-core Intel Xeon 27,257 chars/s and
+    1.2496 nats/char), float32 (2.2x the chars/s of float64); ``demo.py chars`` trains on every core by default (``--workers auto``: one process per core,
     each on a block of the batch, ``numpylstm/parallel.py``):
     - lstm_size 192: throughput is BLAS-bound, so chars/s ~ 1/H^2 (H=128: 59k, 192: 29k, 256: 18k chars/s);
       run side by side for the same minutes, 2 x 192 beat 2 x 256 (1.45 vs 1.51 nats/char after 6 minutes).

@@ -290,6 +290,19 @@ class TrainResult:
 _STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
+def _install_stop_handler(handler) -> dict:
+    """``handler`` for every stop signal the process does not ignore (``nohup``, a background job's SIGINT stay
+    ignored); returns {signal: the handler it replaced}, for putting them back. Main thread only."""
+    old = {}
+    for sig in _STOP_SIGNALS:
+        try:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                old[sig] = signal.signal(sig, handler)
+        except (OSError, ValueError):
+            pass
+    return old
+
+
 class _StopSignals:
     """While active, the first SIGINT/SIGTERM/SIGHUP only sets ``signum``; a second one raises ``RunAborted``.
 
@@ -336,12 +349,7 @@ class _StopSignals:
     def __enter__(self):
         if threading.current_thread() is not threading.main_thread():
             return self
-        for sig in _STOP_SIGNALS:
-            try:
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self._old[sig] = signal.signal(sig, self._handler)
-            except (OSError, ValueError):
-                pass
+        self._old = _install_stop_handler(self._handler)
         try:
             r, w = os.pipe()
         except OSError:
@@ -407,12 +415,7 @@ class SaveOnStop:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for sig in _STOP_SIGNALS:
-                try:
-                    if signal.getsignal(sig) is not signal.SIG_IGN:
-                        self._old[sig] = signal.signal(sig, self._handler)
-                except (OSError, ValueError):
-                    pass
+            self._old = _install_stop_handler(self._handler)
         return self
 
     def _restore(self):

@@ -24,7 +24,7 @@ decides): the K processes are the parallelism.
 
 When it pays: ``auto_workers`` (what the demos' ``--workers auto``, their default, uses) picks K = the usable
 cores when a step is big enough that the engine's fixed cost (copying the weights, messages, adding the
-gradient slots: 1-4 ms a step) is small beside it, and one process otherwise (the sine model).
+gradient slots: half a millisecond for the sine model, 1-4 ms for the char-RNN) is small beside it, and one process otherwise (the sine model).
 
 Workers are started with the 'fork' method on Linux (a copy of the parent: no second import of NumPy and no
 re-run of the user's script, which 'spawn' needs and which fails in a script without an
@@ -102,7 +102,7 @@ def auto_workers(model, batch_size, timesteps, cores=None):
     cores and a step has at least AUTO_MIN_MACS multiply-adds (``step_macs``); None (one process, no engine)
     otherwise. cores: default ``usable_cores()``.
 
-    The sine model (N 64, T 20, H 20, 2 layers: 2e7) stays in one process, the char-RNN (N 32, T 50, H 192:
+    The sine model (N 64, T 20, H 20, 2 layers: 1.9e7) stays in one process, the char-RNN (N 32, T 50, H 192:
     2.4e9) gets every core; section 10.15 gives the measurements the threshold comes from.
     """
     cores = usable_cores() if cores is None else cores
@@ -393,9 +393,9 @@ class DataParallel:
         if masks is not None:
             want = (N, T, model.hidden_size)
             if (not isinstance(masks, (list, tuple)) or len(masks) != model.num_layers
-                    or any(np.shape(m) != want for m in masks)):
-                raise ValueError(f"masks must be a list of num_layers = {model.num_layers} arrays (N, T, H) = "
-                                 f"{want} (see make_masks); got {chk.describe(masks)}")
+                    or any(np.shape(m) != want or np.asarray(m).dtype.kind not in "biuf" for m in masks)):
+                raise ValueError(f"masks must be a list of num_layers = {model.num_layers} numeric arrays (N, T, H) "
+                                 f"= {want} (see make_masks); got {chk.describe(masks)}")
         if not train:
             masks = None
         elif masks is None and model.dropout > 0:
@@ -424,22 +424,29 @@ class DataParallel:
             _close_quietly(self._io)
             self._io = None
             self._io = _new_segment(nbytes)
-        for key, a in arrays.items():
-            _view(self._io, layout[key])[...] = a
+        try:
+            for key, a in arrays.items():
+                _view(self._io, layout[key])[...] = a
+        except BaseException:  # e.g. an array NumPy cannot cast: no worker has this block yet, so drop it
+            if fresh:
+                _close_quietly(self._io, unlink=True)
+                self._io = None
+            raise
         return self._io, layout, fresh
 
     def _run(self, kind, io, layout, fresh, N, *args):
         """Send every worker its rows of the N in ``io`` and their weight N_k / N (message ``kind`` plus args),
         wait for all replies.
         Returns (replies, row bounds); raises the first worker's error."""
+        what = "a step" if kind == "step" else "an evaluation walk"
         bounds = split_rows(N, self.workers)
         for k, (start, stop) in enumerate(bounds):
             try:
                 self._conns[k].send((kind, io.name, layout, start, stop, (stop - start) / N) + args)
             except OSError:  # its end of the pipe is closed: it died
-                self._receive(k, time.monotonic(), "a step")  # raises, naming it
+                self._receive(k, time.monotonic(), what)  # raises, naming it
                 raise
-        replies = [self._receive(k, None, "a step") for k in range(self.workers)]
+        replies = [self._receive(k, None, what) for k in range(self.workers)]
         if fresh:
             io.unlink()  # every worker has attached to it
         errors = [r for r in replies if r[0] == "error"]
@@ -620,6 +627,8 @@ def training_on(trainer, workers, batch_size=None, fallback=None):
             raise
         fallback(f"note: could not start {workers} worker processes ({type(e).__name__}: {e}); training in "
                  f"this process instead")
+        engine = None
+    if engine is None:  # outside the except block: a later error in the body is not chained to this one
         yield None
         return
     with engine:

@@ -179,6 +179,8 @@ def evaluate(model, seq, n_seqs: int, n_steps: int, engine=None) -> float:
     """
     tokens = np.asarray(seq).dtype.kind in "iu"
     if engine is not None:
+        if engine.model is not model:
+            raise ValueError("engine must be a DataParallel over this model (it evaluates engine.model)")
         xs, ys = (np.stack(a) for a in zip(*batches(seq, n_seqs, n_steps)))
         return engine.evaluate_walk(xs, ys) if tokens else engine.evaluate_walk(xs[..., None], ys[..., None])
     state, total, count = None, 0.0, 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -35,16 +34,11 @@ from numpylstm import LSTMModel  # noqa: E402
 from numpylstm.parallel import AUTO_MIN_MACS, DataParallel, step_macs, usable_cores  # noqa: E402
 from numpylstm.train import pipe_safe_stdout  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wavefront_sizes import burst  # noqa: E402  - burst(runner, x, y, seconds): s per loss_and_grads(x, y)
+
 T = 20
 SIZES = [(64, H) for H in (20, 32, 48, 64, 96, 128)] + [(32, H) for H in (32, 48, 64, 96)]
-
-
-def burst(step, seconds):
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return (time.perf_counter() - t0) / n
 
 
 def measure(N, H, workers, rounds=5, seconds=0.3):
@@ -53,13 +47,13 @@ def measure(N, H, workers, rounds=5, seconds=0.3):
     y = rng.standard_normal((N, 1)).astype(np.float32)
     model = LSTMModel(1, H, 1, num_layers=2, dtype="float32")
     with DataParallel(model, workers=workers) as engine:
-        steps = {"one": lambda: model.loss_and_grads(x, y), "dp": lambda: engine.loss_and_grads(x, y)}
-        times = {k: [] for k in steps}
-        for step in steps.values():
-            burst(step, seconds / 2)  # warm-up: buffers allocated, workers started
+        runners = {"one": model, "dp": engine}  # the same loss_and_grads(x, y), in this process or on K
+        times = {k: [] for k in runners}
+        for runner in runners.values():
+            burst(runner, x, y, seconds / 2)  # warm-up: buffers allocated, workers started
         for r in range(rounds):
             for k in (("one", "dp") if r % 2 == 0 else ("dp", "one")):
-                times[k].append(burst(steps[k], seconds))
+                times[k].append(burst(runners[k], x, y, seconds))
     return step_macs(model, N, T), float(np.median(times["dp"])) * 1e3, float(np.median(times["one"])) * 1e3
 
 

@@ -107,3 +107,24 @@ def test_bench_data_parallel_row_and_its_parts():
     assert "dp, per step (ms): weights" in out.stdout and "reduce" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith("| 2 |")]
     assert len(rows) == 1 and len(rows[0].strip("|").split("|")) == 4  # threads, config, dp, plain
+
+
+def _script(name, *args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True,
+                          text=True, timeout=180, env=env, cwd=ROOT)
+
+
+def test_step_profile_parts_add_up_to_the_step():
+    """benchmarks/step_profile.py: every part is timed (layer by layer, so none reads 0) and the parts add up
+    to the whole step (the last part is the whole minus the others, so the sum is exact up to rounding)."""
+    out = _script("step_profile.py", "--config", "A", "--rows", "4", "--steps", "3")
+    assert out.returncode == 0, out.stderr
+    values = [float(line.split()[-1]) for line in out.stdout.splitlines()[1:]]
+    parts, whole = values[:-1], values[-1]
+    assert len(parts) == 7 and all(v > 0 for v in parts[:6]) and abs(sum(parts) - whole) < 0.05
+
+
+def test_dp_sizes_refuses_fewer_than_two_workers():
+    out = _script("dp_sizes.py", "--workers", "1")
+    assert out.returncode == 2 and "--workers must be >= 2" in out.stderr

@@ -24,7 +24,8 @@ decides): the K processes are the parallelism.
 
 When it pays: ``auto_workers`` (what the demos' ``--workers auto``, their default, uses) picks K = the usable
 cores when a step is big enough that the engine's fixed cost (copying the weights, messages, adding the
-gradient slots: half a millisecond for the sine model, 1-4 ms for the char-RNN) is small beside it, and one process otherwise (the sine model).
+gradient slots: half a millisecond for the sine model, 1-4 ms for the char-RNN) is small beside it, and one
+process otherwise (the sine model).
 
 Workers are started with the 'fork' method on Linux (a copy of the parent: no second import of NumPy and no
 re-run of the user's script, which 'spawn' needs and which fails in a script without an
@@ -357,14 +358,22 @@ class DataParallel:
     # ------------------------------------------------------------------------------------------ a step
     def loss_and_grads(self, x, y, state=None, train=True, masks=None, input_grads=False):
         """``model.loss_and_grads`` on K processes (see ``LSTMModel.loss_and_grads`` for the arguments)."""
+        self._check_usable()
+        train, input_grads = chk.flag("train", train), chk.flag("input_grads", input_grads)
+        return self._locked(self._step, x, y, state, train, masks, input_grads)
+
+    def _check_usable(self):
         if self._closed:
             raise RuntimeError("this DataParallel engine is closed")
         if os.getpid() != self._pid:
             raise RuntimeError("a DataParallel engine can only be used by the process that made it")
-        train, input_grads = chk.flag("train", train), chk.flag("input_grads", input_grads)
+
+    def _locked(self, run, *args):
+        """run(*args), one call at a time. Bad input (ValueError, TypeError) leaves the workers as they are; any
+        other ending (Ctrl-C, a dead worker, ...) stops them and frees the shared memory."""
         with self._lock:
             try:
-                return self._step(x, y, state, train, masks, input_grads)
+                return run(*args)
             except (ValueError, TypeError):  # bad input: the workers are fine
                 raise
             except BaseException:  # Ctrl-C, a dead worker, ...: stop the workers, free the memory
@@ -510,10 +519,7 @@ class DataParallel:
         rows through all B batches with its own state, and one message per worker does the whole walk. Every
         batch's loss is a mean over its N rows, so the walk's mean is (Q1): the workers' means weighted N_k / N.
         """
-        if self._closed:
-            raise RuntimeError("this DataParallel engine is closed")
-        if os.getpid() != self._pid:
-            raise RuntimeError("a DataParallel engine can only be used by the process that made it")
+        self._check_usable()
         xs, ys = np.asarray(xs), np.asarray(ys)
         if xs.ndim not in (3, 4) or 0 in xs.shape[:3] or xs.dtype.kind not in "iuf":
             raise ValueError(f"xs must be (B, N, T) token ids or (B, N, T, D) floats, B, N, T >= 1; got "
@@ -521,17 +527,13 @@ class DataParallel:
         if ys.ndim < 2 or ys.shape[:2] != xs.shape[:2] or ys.dtype.kind not in "iuf":
             raise ValueError(f"ys must be numeric with the (B, N) = {xs.shape[:2]} leading axes of xs; got "
                              f"{chk.describe(ys)}")
-        with self._lock:
-            try:
-                self._copy_weights()
-                io, layout, fresh = self._share({"xs": xs, "ys": ys}, [])
-                replies, bounds = self._run("walk", io, layout, fresh, xs.shape[1])
-            except (ValueError, TypeError):
-                raise
-            except BaseException:
-                self._abort()
-                raise
+        return self._locked(self._walk, xs, ys)
+
+    def _walk(self, xs, ys):
+        self._copy_weights()
+        io, layout, fresh = self._share({"xs": xs, "ys": ys}, [])
         N = xs.shape[1]
+        replies, bounds = self._run("walk", io, layout, fresh, N)
         return sum(r[1] * (stop - start) / N for r, (start, stop) in zip(replies, bounds))  # (Q1)
 
     @property
